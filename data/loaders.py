@@ -43,7 +43,7 @@ def read_district_outlines_gcj02(city: str = "taiyuan") -> gpd.GeoDataFrame:
         ``"taiyuan"`` or ``"beijing"``.
     """
     gdf = gpd.read_file(OUTLINES[city])
-    # The file declares no datum; tag it WGS84-shaped so shapely can work, convert before overlaying.
+    # No datum is declared; tagged 4326 only so shapely can work: convert before overlaying.
     return gdf.set_crs("EPSG:4326", allow_override=True)[["name", "cp", "geometry"]]
 
 
@@ -53,7 +53,7 @@ def read_county_seats() -> pd.DataFrame:
 
 
 def read_beijing_townships() -> gpd.GeoDataFrame:
-    """Read Beijing township units (WGS84) with their WorldPop population (column ``population``)."""
+    """Read Beijing township units (WGS84) with their WorldPop ``population``."""
     gdf = gpd.read_file(BEIJING_TOWNSHIPS / "beijing.shp", encoding="utf-8")
     pop = np.load(BEIJING_TOWNSHIPS / "worldpop.npy")
     gdf = gdf.drop(columns=["geom"], errors="ignore")

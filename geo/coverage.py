@@ -47,9 +47,7 @@ def _with_sources(network: WalkNetwork, sources: EdgePositions) -> sparse.csr_ma
     return sparse.csr_matrix((data, indices, indptr), shape=(n + s, n + s))
 
 
-def node_walk(
-    network: WalkNetwork, sources: EdgePositions, *, limit_m: float = np.inf
-) -> NodeWalk:
+def node_walk(network: WalkNetwork, sources: EdgePositions, *, limit_m: float = np.inf) -> NodeWalk:
     """Walk from many sources at once (one multi-source Dijkstra) to every node.
 
     Parameters
@@ -81,7 +79,7 @@ def node_walk(
 def position_walk(
     network: WalkNetwork, nodes: NodeWalk, positions: EdgePositions, sources: EdgePositions
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Walking metres (and nearest source) for positions on edges, access walks included.
+    """Return walking metres and nearest source for positions on edges, access walks included.
 
     A position reaches its source through either end of its edge, or straight along the edge
     when the source sits on the same edge.
@@ -95,8 +93,14 @@ def position_walk(
 
     same = pd.merge(
         pd.DataFrame({"edge": e, "p": np.arange(len(e)), "p_off": positions.offset_m}),
-        pd.DataFrame({"edge": sources.edge, "s": np.arange(len(sources)),
-                      "s_off": sources.offset_m, "s_acc": sources.access_m}),
+        pd.DataFrame(
+            {
+                "edge": sources.edge,
+                "s": np.arange(len(sources)),
+                "s_off": sources.offset_m,
+                "s_acc": sources.access_m,
+            }
+        ),
         on="edge",
     )
     if len(same):
@@ -120,7 +124,7 @@ def walk_minutes(
     *,
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
 ) -> pd.DataFrame:
-    """Walking minutes from every node to the nearest of the given positions.
+    """Return walking minutes from every node to the nearest of the given positions.
 
     The positions are attached to the nearest point of the nearest street, so the walk includes
     the leg from the street to the door.
@@ -143,8 +147,11 @@ def walk_minutes(
     sources = network.attach(lon, lat)
     nodes = node_walk(network, sources)
     return pd.DataFrame(
-        {"walk_m": nodes.walk_m, "walk_minutes": nodes.walk_m / walk_m_per_min,
-         "nearest": nodes.source},
+        {
+            "walk_m": nodes.walk_m,
+            "walk_minutes": nodes.walk_m / walk_m_per_min,
+            "nearest": nodes.source,
+        },
         index=pd.Index(network.node_ids, name="osmid"),
     )
 
@@ -209,7 +216,7 @@ def coverage(
     geom = positions.geometry
     sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
     nodes = node_walk(network, sources)
-    site_ids = np.append(positions["site_id"].to_numpy(dtype=object), None)
+    site_ids = np.array([*positions["site_id"].tolist(), None], dtype=object)
     limit = minutes * walk_m_per_min
     node_df = pd.DataFrame(
         {

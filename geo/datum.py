@@ -27,4 +27,4 @@ def _convert_array(xy: np.ndarray) -> np.ndarray:
 
 def gcj02_to_wgs84(geom: G) -> G:
     """Return a copy of a GCJ-02 geometry with every vertex moved to WGS84."""
-    return shapely.transform(geom, _convert_array)  # type: ignore[no-any-return]
+    return shapely.transform(geom, _convert_array)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import osmnx as ox
 import pandas as pd
 import shapely
@@ -50,7 +49,7 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "practice-circle"
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed: one loaded district is one object
 class District:
     """A district ready for analysis.
 
@@ -153,11 +152,14 @@ def bundled_districts() -> list[BundledDistrict]:
         share = _area_share(wgs.intersection(footprint), wgs)
         if share <= 0.005:
             continue
-        row = seats[(seats["name"] == name) & (seats["prefecture"].astype(str).str.contains("太原"))]
+        row = seats[
+            (seats["name"] == name) & (seats["prefecture"].astype(str).str.contains("太原"))
+        ]
         seat = None
         if len(row) and pd.notna(row["lon_gcj02"].iloc[0]):
-            seat = Point(gcj02_to_wgs84_xy(float(row["lon_gcj02"].iloc[0]),
-                                           float(row["lat_gcj02"].iloc[0])))
+            seat = Point(
+                gcj02_to_wgs84_xy(float(row["lon_gcj02"].iloc[0]), float(row["lat_gcj02"].iloc[0]))
+            )
         out.append(BundledDistrict(name, "太原市", "taiyuan_osm_lines.geojson", wgs, share, seat))
     return sorted(out, key=lambda d: -d.extract_share)
 
@@ -221,18 +223,26 @@ def _assemble(
         format=CACHE_FORMAT,
         crs_metric=network.crs_metric.to_string(),
         nodes=int(network.n_nodes),
-        edges=int(len(network.edges)),
+        edges=len(network.edges),
         network_km=float(network.edges["length"].sum() / 1000.0),
-        positions=int(len(positions)),
-        teams=int(len(teams)),
-        cells=int(len(cells)),
+        positions=len(positions),
+        teams=len(teams),
+        cells=len(cells),
         h3_resolution=DEFAULT_H3_RESOLUTION,
         demo_registry=True,
         attribution=data.OSM_ATTRIBUTION,
     )
     return District(
-        name=name, meta=meta, nodes=nodes, edges=network.edges, positions=positions,
-        teams=teams, cells=cells, places=places, outline=outline, study_area=study_area,
+        name=name,
+        meta=meta,
+        nodes=nodes,
+        edges=network.edges,
+        positions=positions,
+        teams=teams,
+        cells=cells,
+        places=places,
+        outline=outline,
+        study_area=study_area,
         _network=network,
     )
 
@@ -274,7 +284,8 @@ def build_bundled_district(
         step("places")
         study_area = shapely.make_valid(b.outline.intersection(_extract_footprint_taiyuan()))
         meta: dict[str, Any] = {
-            "source": f"bundled OSM extract data/taiyuan ({b.source}), © OpenStreetMap contributors",
+            "source": f"bundled OSM extract data/taiyuan ({b.source}), "
+            "© OpenStreetMap contributors",
             "city": b.city,
             "extract_share": b.extract_share,
             "extract_note": (
@@ -287,9 +298,7 @@ def build_bundled_district(
         return _assemble(name, network, places, b.outline, study_area, b.seat, meta, step)
 
 
-def build_district_from_xml(
-    path: str | Path, name: str, *, progress: bool = False
-) -> District:
+def build_district_from_xml(path: str | Path, name: str, *, progress: bool = False) -> District:
     """Build a district from any OSM XML export; its extent is the walking network's hull.
 
     Raises
@@ -302,17 +311,21 @@ def build_district_from_xml(
         network = walk_network(G)
         step("network")
         try:
-            features = ox.features_from_xml(path, tags=PLACE_TAGS)
+            features = ox.features_from_xml(path, tags=dict(PLACE_TAGS.items()))
         except Exception:  # a file with no place features at all
-            features = gpd.GeoDataFrame(columns=["name", "geometry"], geometry="geometry",
-                                        crs="EPSG:4326")
+            features = gpd.GeoDataFrame(
+                columns=["name", "geometry"], geometry="geometry", crs="EPSG:4326"
+            )
         if len(features):
             features = features.reset_index()
-            features["feature_id"] = features["element"].astype(str) + "/" + features["id"].astype(str)
+            features["feature_id"] = (
+                features["element"].astype(str) + "/" + features["id"].astype(str)
+            )
             places = places_from_features(features, id_column="feature_id")
         else:
-            places = gpd.GeoDataFrame(columns=["osm_id", "name", "kind", "geometry"],
-                                      geometry="geometry", crs="EPSG:4326")
+            places = gpd.GeoDataFrame(
+                columns=["osm_id", "name", "kind", "geometry"], geometry="geometry", crs="EPSG:4326"
+            )
         step("places")
         hull = shapely.MultiPoint(network.nodes[["x", "y"]].to_numpy()).convex_hull
         meta: dict[str, Any] = {
@@ -446,5 +459,3 @@ def import_osm(
     district = build_district_from_xml(path, name, progress=progress)
     save_district(district, cache_dir)
     return district
-
-

@@ -213,7 +213,11 @@ class WalkNetwork:
         n = len(self.node_ids)
         # Parallel edges: the shortest one is the walk.
         pairs = pd.DataFrame(
-            {"a": np.r_[self.u, self.v], "b": np.r_[self.v, self.u], "w": np.r_[self.length, self.length]}
+            {
+                "a": np.r_[self.u, self.v],
+                "b": np.r_[self.v, self.u],
+                "w": np.r_[self.length, self.length],
+            }
         )
         pairs = pairs[pairs.a != pairs.b].groupby(["a", "b"], sort=True)["w"].min().reset_index()
         self.csr = sparse.csr_matrix(
@@ -377,7 +381,9 @@ def walk_network(G: nx.MultiDiGraph) -> WalkNetwork:
     Gu = ox.convert.to_undirected(G)
     nodes, edges = ox.convert.graph_to_gdfs(Gu)
     edges = edges.reset_index()
-    keep = [c for c in ("u", "v", "key", "osmid", "highway", "name", "length", "geometry") if c in edges]
+    keep = [
+        c for c in ("u", "v", "key", "osmid", "highway", "name", "length", "geometry") if c in edges
+    ]
     edges = edges[keep].copy()
     for col in ("osmid", "highway", "name"):
         if col in edges:

@@ -22,10 +22,11 @@ PLACE_KINDS: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
     "hospital": ("医疗机构", {"amenity": ("hospital", "clinic")}),
 }
 #: Tags to ask osmnx for when reading places from OSM XML.
-PLACE_TAGS: dict[str, list[str]] = {}
+PLACE_TAGS: dict[str, bool | str | list[str]] = {}
 for _label, _tags in PLACE_KINDS.values():
     for _key, _values in _tags.items():
-        PLACE_TAGS.setdefault(_key, []).extend(_values)
+        _old = PLACE_TAGS.get(_key, [])
+        PLACE_TAGS[_key] = [*(_old if isinstance(_old, list) else []), *_values]
 
 
 def place_kind(tags: Mapping[str, Any]) -> str | None:

@@ -27,7 +27,14 @@ LEVELS: dict[str, str] = {
     "site": "新时代文明实践点",
 }
 SITE_KINDS = (
-    "community_centre", "library", "school", "museum", "square", "park", "sports", "hospital",
+    "community_centre",
+    "library",
+    "school",
+    "museum",
+    "square",
+    "park",
+    "sports",
+    "hospital",
 )
 #: Categories a kind of place naturally hosts; a seeded draw adds one or two more.
 _KIND_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -74,7 +81,7 @@ def demo_registry(
     seat: Point | None = None,
     seed: int = 15,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Give real places practice roles: one center, 所 from offices, 站 from compounds, 点 from the rest.
+    """Give real places practice roles: a center, 所 from offices, 站 from compounds, 点 the rest.
 
     Parameters
     ----------
@@ -110,10 +117,24 @@ def demo_registry(
         gov = pl.index.to_numpy()
     if len(gov) == 0:
         empty = gpd.GeoDataFrame(
-            columns=["site_id", "level", "level_zh", "name", "osm_id", "kind", "parent_id",
-                     "categories", "demo", "geometry"], geometry="geometry", crs="EPSG:4326")
-        return empty, pd.DataFrame(columns=["team_id", "name", "category", "site_id",
-                                            "capacity", "active", "demo"])
+            columns=[
+                "site_id",
+                "level",
+                "level_zh",
+                "name",
+                "osm_id",
+                "kind",
+                "parent_id",
+                "categories",
+                "demo",
+                "geometry",
+            ],
+            geometry="geometry",
+            crs="EPSG:4326",
+        )
+        return empty, pd.DataFrame(
+            columns=["team_id", "name", "category", "site_id", "capacity", "active", "demo"]
+        )
     if seat is not None:
         seat_m = gpd.GeoSeries([seat], crs="EPSG:4326").to_crs(crs).iloc[0]
         center = int(gov[np.argmin(shapely.distance(metric[gov], seat_m))])
@@ -146,8 +167,11 @@ def demo_registry(
     lv = pos["level"].to_numpy()
     sid = pos["site_id"].to_numpy()
     parent = np.full(len(pos), None, dtype=object)
-    ladder = {"township": ["center"], "community": ["township", "center"],
-              "site": ["community", "township", "center"]}
+    ladder = {
+        "township": ["center"],
+        "community": ["township", "center"],
+        "site": ["community", "township", "center"],
+    }
     for child, ups in ladder.items():
         kids = np.flatnonzero(lv == child)
         for up in ups:
@@ -175,8 +199,20 @@ def demo_registry(
     pos = pos.rename(columns={"label": "display_name"})
     pos["name"] = pos["display_name"]
     positions = gpd.GeoDataFrame(
-        pos[["site_id", "level", "level_zh", "name", "osm_id", "kind", "parent_id",
-             "categories", "demo", "geometry"]].reset_index(drop=True),
+        pos[
+            [
+                "site_id",
+                "level",
+                "level_zh",
+                "name",
+                "osm_id",
+                "kind",
+                "parent_id",
+                "categories",
+                "demo",
+                "geometry",
+            ]
+        ].reset_index(drop=True),
         geometry="geometry",
         crs="EPSG:4326",
     )
@@ -194,19 +230,23 @@ def demo_teams(positions: gpd.GeoDataFrame, rng: np.random.Generator) -> pd.Data
         elif p.level == "township":
             chosen = list(rng.choice(offered, size=min(4, len(offered)), replace=False))
         elif p.level == "community":
-            chosen = list(rng.choice(offered, size=min(int(rng.integers(1, 4)), len(offered)),
-                                     replace=False))
+            chosen = list(
+                rng.choice(offered, size=min(int(rng.integers(1, 4)), len(offered)), replace=False)
+            )
         else:
             continue
         for code in sorted(chosen, key=CATEGORY_CODES.index):
-            rows.append({
-                "team_id": f"{p.site_id}-{code}",
-                "name": f"{p.name}{zh[code]}志愿服务队",
-                "category": code,
-                "site_id": p.site_id,
-                "capacity": int(rng.integers(1, 4)),
-                "active": bool(rng.random() > 0.05),
-                "demo": True,
-            })
-    return pd.DataFrame(rows, columns=["team_id", "name", "category", "site_id", "capacity",
-                                       "active", "demo"])
+            rows.append(
+                {
+                    "team_id": f"{p.site_id}-{code}",
+                    "name": f"{p.name}{zh[code]}志愿服务队",
+                    "category": code,
+                    "site_id": p.site_id,
+                    "capacity": int(rng.integers(1, 4)),
+                    "active": bool(rng.random() > 0.05),
+                    "demo": True,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["team_id", "name", "category", "site_id", "capacity", "active", "demo"]
+    )

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI) and command line of the practice service circle."""

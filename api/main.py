@@ -1,0 +1,38 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import load_district
+from api.errors import register_error_handlers
+from api.routes import health, places
+from api.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the served district before the first request."""
+    settings = get_settings()
+    load_district(settings.district, str(settings.cache))
+    yield
+
+
+def create_app() -> FastAPI:
+    """Build the application with every router and the error table."""
+    app = FastAPI(
+        title="practice-circle",
+        summary="15分钟新时代文明实践服务圈 · 15-minute practice service circle",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    register_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(places.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""HTTP routes; each body is one call into a service."""

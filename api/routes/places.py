@@ -1,0 +1,36 @@
+"""Practice positions and coverage of the served district."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import DistrictDep
+from api.schemas import CoveragePublic, FeatureCollection
+from api.services.coverage import coverage_summary, district_coverage
+from api.services.sites import sites_geojson
+from geo import DEFAULT_WALK_M_PER_MIN
+
+router = APIRouter(tags=["sites"])
+
+
+@router.get("/sites", response_model=FeatureCollection)
+def sites(
+    district: DistrictDep,
+    level: Annotated[str | None, Query(description="center, township, community or site")] = None,
+    category: Annotated[str | None, Query(description="Service category code")] = None,
+) -> dict[str, Any]:
+    """Every practice position (中心/所/站/点) as GeoJSON points (demo registry)."""
+    return sites_geojson(district, level=level, category_code=category)
+
+
+@router.get("/coverage", response_model=CoveragePublic)
+def coverage(
+    district: DistrictDep,
+    minutes: Annotated[float, Query(gt=0, le=120)] = 15.0,
+    walk_m_per_min: Annotated[float, Query(gt=0, le=200)] = DEFAULT_WALK_M_PER_MIN,
+) -> dict[str, Any]:
+    """Share of the district within a walking time of a practice position."""
+    cov = district_coverage(district, minutes=minutes, walk_m_per_min=walk_m_per_min)
+    return coverage_summary(district, cov)

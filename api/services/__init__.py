@@ -1,0 +1,1 @@
+"""Services between the routes/CLI and the spatial model or storage."""

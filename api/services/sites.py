@@ -1,0 +1,35 @@
+"""Practice positions as GeoJSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from geo import District
+from geo.categories import category
+
+
+def sites_geojson(
+    district: District, *, level: str | None = None, category_code: str | None = None
+) -> dict[str, Any]:
+    """Return the district's practice positions as a GeoJSON FeatureCollection."""
+    pos = district.positions
+    if level:
+        pos = pos[pos["level"] == level]
+    if category_code:
+        category(category_code)
+        pos = pos[pos["categories"].str.split(",").map(lambda cs: category_code in cs)]
+    teams = district.teams.groupby("site_id")["team_id"].apply(list).to_dict()
+    pos = pos.assign(
+        categories=pos["categories"].str.split(","),
+        teams=pos["site_id"].map(lambda s: teams.get(s, [])),
+    )
+    fc: dict[str, Any] = json.loads(pos.to_json(drop_id=True))
+    fc["properties"] = {
+        "district": district.name,
+        "count": len(pos),
+        "demo": True,
+        "note": "示例数据（demo）：由 OSM 真实地点按固定规则生成，非官方名录",
+        "attribution": district.meta["attribution"],
+    }
+    return fc
