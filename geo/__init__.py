@@ -1,8 +1,17 @@
 """The spatial model of the 15-minute practice service circle on a real OSM walking network."""
 
-from geo._errors import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
+from geo._errors import (
+    DemandFileError,
+    OSMDataError,
+    OutOfAreaError,
+    SitingError,
+    UnknownCategoryError,
+    UnknownDistrictError,
+    UnknownProfileError,
+)
 from geo.categories import CATEGORIES, CATEGORY_CODES, category
 from geo.coverage import DEFAULT_WALK_M_PER_MIN, Coverage, coverage, node_walk, walk_minutes
+from geo.demand import cell_demand
 from geo.district import (
     DEFAULT_DISTRICT,
     District,
@@ -13,28 +22,39 @@ from geo.district import (
     load_district,
 )
 from geo.network import WalkNetwork, is_walkable, walk_network
+from geo.profiles import PROFILES, network_for_profile, profile
+from geo.siting import coverage_with_extra_sites, recommend_sites
 
 __all__ = [
     "CATEGORIES",
     "CATEGORY_CODES",
     "DEFAULT_DISTRICT",
     "DEFAULT_WALK_M_PER_MIN",
+    "PROFILES",
     "Coverage",
+    "DemandFileError",
     "District",
     "OSMDataError",
     "OutOfAreaError",
+    "SitingError",
     "UnknownCategoryError",
     "UnknownDistrictError",
+    "UnknownProfileError",
     "WalkNetwork",
     "bundled_districts",
     "cached_districts",
     "category",
+    "cell_demand",
     "coverage",
+    "coverage_with_extra_sites",
     "get_district",
     "import_osm",
     "is_walkable",
     "load_district",
+    "network_for_profile",
     "node_walk",
+    "profile",
+    "recommend_sites",
     "walk_minutes",
     "walk_network",
 ]

@@ -17,3 +17,15 @@ class UnknownCategoryError(ValueError):
 
 class OutOfAreaError(ValueError):
     """A position that lies outside the district's walking network."""
+
+
+class DemandFileError(ValueError):
+    """A residents file that cannot be read, or lacks a geometry or a count column."""
+
+
+class UnknownProfileError(ValueError):
+    """A walking profile name that is not one of the known profiles."""
+
+
+class SitingError(ValueError):
+    """A siting request that cannot be met (e.g. more new sites than candidate places)."""

@@ -241,3 +241,278 @@ def coverage(
         index=pd.Index(cells["cell_id"].to_numpy(), name="cell_id"),
     )
     return Coverage(node_df, cell_df, minutes, walk_m_per_min)
+
+
+# ------------------------------------------------------------------ coverage by service category
+
+
+def _subset(sources: EdgePositions, mask: np.ndarray) -> EdgePositions:
+    return EdgePositions(sources.edge[mask], sources.offset_m[mask], sources.access_m[mask])
+
+
+def offered_categories(
+    positions: pd.DataFrame,
+    teams: pd.DataFrame | None = None,
+    *,
+    categories: list[str] | None = None,
+) -> pd.DataFrame:
+    """Tell which position offers which service category.
+
+    A position offers a category when its ``categories`` list (comma-separated codes) names it
+    or when it hosts an active team of that category.
+
+    Parameters
+    ----------
+    positions
+        Practice positions with ``site_id`` and ``categories``.
+    teams
+        Volunteer teams with ``site_id``, ``category`` and ``active`` (optional).
+    categories
+        Category codes to report (default: all of :data:`geo.categories.CATEGORY_CODES`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Boolean, one row per position (same order) and one column per category.
+
+    Raises
+    ------
+    UnknownCategoryError
+        If a requested code is not a known category; the message lists the valid ones.
+    """
+    from geo.categories import CATEGORY_CODES, category
+
+    codes = list(CATEGORY_CODES) if categories is None else [category(c).code for c in categories]
+    listed = positions["categories"].fillna("").astype(str).str.split(",")
+    hosted: pd.Series = pd.Series(dtype=object)
+    if teams is not None and len(teams):
+        active = teams[teams["active"].fillna(False).astype(bool)]
+        hosted = active.groupby("site_id")["category"].agg(set)
+    hosted_at = positions["site_id"].map(hosted)
+    out = {}
+    for code in codes:
+        by_list = listed.map(lambda cats, c=code: c in cats).to_numpy(dtype=bool)
+        by_team = hosted_at.map(lambda s, c=code: isinstance(s, set) and c in s)
+        out[code] = by_list | by_team.to_numpy(dtype=bool)
+    return pd.DataFrame(out, index=positions.index, columns=codes)
+
+
+def category_coverages(
+    network: WalkNetwork,
+    positions: pd.DataFrame,
+    cells: pd.DataFrame,
+    *,
+    teams: pd.DataFrame | None = None,
+    minutes: float = 15.0,
+    walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
+    categories: list[str] | None = None,
+    inside: np.ndarray | None = None,
+) -> dict[str, Coverage]:
+    """Compute walking coverage separately for each service category.
+
+    Positions and cell centres are attached to the streets once; each category then costs one
+    multi-source Dijkstra over the positions offering it (see :func:`offered_categories`).
+
+    Parameters
+    ----------
+    network
+        The walking network.
+    positions
+        Practice positions (WGS84 points) with ``site_id`` and ``categories``.
+    cells
+        Grid cells with ``cell_id``, ``lon`` and ``lat``.
+    teams
+        Volunteer teams; a position hosting an active team of a category offers it.
+    minutes, walk_m_per_min
+        The time limit and the walking pace.
+    categories
+        Category codes (default: all 8+N).
+    inside
+        Boolean per network node: inside the district outline (defaults to all).
+
+    Returns
+    -------
+    dict
+        A :class:`Coverage` per category code; a category no position offers has every cell
+        unreachable (``inf`` minutes, no nearest site).
+
+    Raises
+    ------
+    UnknownCategoryError
+        If a code is not a known category.
+    """
+    if minutes <= 0 or walk_m_per_min <= 0:
+        msg = "minutes and walk_m_per_min must be positive"
+        raise ValueError(msg)
+    offers = offered_categories(positions, teams, categories=categories)
+    geom = positions.geometry
+    all_sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
+    at = network.attach(cells["lon"].to_numpy(), cells["lat"].to_numpy())
+    site_ids = positions["site_id"].to_numpy(dtype=object)
+    limit = minutes * walk_m_per_min
+    node_index = pd.Index(network.node_ids, name="osmid")
+    cell_index = pd.Index(cells["cell_id"].to_numpy(), name="cell_id")
+    inside_arr = np.ones(network.n_nodes, bool) if inside is None else np.asarray(inside)
+    out: dict[str, Coverage] = {}
+    for code in offers.columns:
+        mask = offers[code].to_numpy()
+        sources = _subset(all_sources, mask)
+        ids = np.append(site_ids[mask], np.array([None], dtype=object))
+        nodes = node_walk(network, sources)
+        cell_m, cell_src = position_walk(network, nodes, at, sources)
+        node_df = pd.DataFrame(
+            {
+                "walk_m": nodes.walk_m,
+                "walk_minutes": nodes.walk_m / walk_m_per_min,
+                "nearest_site": ids[nodes.source],
+                "covered": nodes.walk_m <= limit,
+                "inside": inside_arr,
+            },
+            index=node_index,
+        )
+        cell_df = pd.DataFrame(
+            {
+                "walk_m": cell_m,
+                "walk_minutes": cell_m / walk_m_per_min,
+                "nearest_site": ids[cell_src],
+                "covered": cell_m <= limit,
+                "access_m": at.access_m,
+            },
+            index=cell_index,
+        )
+        out[code] = Coverage(node_df, cell_df, minutes, walk_m_per_min)
+    return out
+
+
+def weighted_gini(values: np.ndarray, weights: np.ndarray) -> float:
+    """Return the Gini coefficient of values held by weighted people.
+
+    Computed from the Lorenz curve: ``1 - sum((P_i - P_{i-1}) * (L_i + L_{i-1}))`` over values
+    sorted ascending, with ``P`` the cumulative share of people and ``L`` of the value. It is 0
+    when everyone has the same value (including all zeros) and ``nan`` without people.
+    """
+    x = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    keep = w > 0
+    x, w = x[keep], w[keep]
+    if len(x) == 0:
+        return float("nan")
+    order = np.argsort(x, kind="stable")
+    x, w = x[order], w[order]
+    total = float(np.sum(w * x))
+    if total <= 0:
+        return 0.0
+    p = np.concatenate([[0.0], np.cumsum(w) / np.sum(w)])
+    lorenz = np.concatenate([[0.0], np.cumsum(w * x) / total])
+    return float(1.0 - np.sum(np.diff(p) * (lorenz[1:] + lorenz[:-1])))
+
+
+def access_stats(
+    walk_minutes: np.ndarray,
+    population: np.ndarray,
+    *,
+    minutes: float = 15.0,
+    covered: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Summarise residents' walking access.
+
+    Parameters
+    ----------
+    walk_minutes
+        Walking minutes per cell to the nearest position (``inf`` where none is reachable).
+    population
+        Residents per cell (a count or a relative index).
+    minutes
+        The time limit.
+    covered
+        Per-cell "within the limit" flags (default: ``walk_minutes <= minutes``).
+
+    Returns
+    -------
+    dict
+        ``residents``; ``residents_covered``; ``f15`` (share of residents within the limit);
+        ``mean_minutes`` and ``gini`` (Gini of walking minutes across residents), both over
+        residents who can reach a position at all; ``unreachable_share`` (residents who cannot).
+        Shares are ``nan`` when there are no residents.
+    """
+    m = np.asarray(walk_minutes, dtype=float)
+    pop = np.nan_to_num(np.asarray(population, dtype=float), nan=0.0)
+    cov = m <= minutes if covered is None else np.asarray(covered, dtype=bool)
+    reach = np.isfinite(m)
+    total = float(pop.sum())
+    reach_pop = float(pop[reach].sum())
+    nan = float("nan")
+    return {
+        "residents": total,
+        "residents_covered": float(pop[cov].sum()),
+        "f15": float(pop[cov].sum() / total) if total > 0 else nan,
+        "mean_minutes": float(np.sum(pop[reach] * m[reach]) / reach_pop) if reach_pop > 0 else nan,
+        "gini": weighted_gini(m[reach], pop[reach]) if reach_pop > 0 else nan,
+        "unreachable_share": float(1.0 - reach_pop / total) if total > 0 else nan,
+    }
+
+
+def _population(cells: pd.DataFrame, demand: pd.DataFrame | pd.Series) -> np.ndarray:
+    pop = demand["population"] if isinstance(demand, pd.DataFrame) else demand
+    return pop.reindex(cells["cell_id"].to_numpy()).fillna(0.0).to_numpy(dtype=float)
+
+
+def category_coverage(
+    network: WalkNetwork,
+    positions: pd.DataFrame,
+    cells: pd.DataFrame,
+    demand: pd.DataFrame | pd.Series,
+    *,
+    teams: pd.DataFrame | None = None,
+    minutes: float = 15.0,
+    walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
+    categories: list[str] | None = None,
+) -> pd.DataFrame:
+    """Summarise residents' walking access to each service category.
+
+    Parameters
+    ----------
+    network
+        The walking network (e.g. from :func:`geo.profiles.network_for_profile`).
+    positions
+        Practice positions (WGS84 points) with ``site_id`` and ``categories``.
+    cells
+        Grid cells with ``cell_id``, ``lon`` and ``lat``.
+    demand
+        Residents per cell, indexed by ``cell_id`` (a ``population`` column or a Series), e.g.
+        from :func:`geo.demand.cell_demand`; cells missing from it count as empty.
+    teams
+        Volunteer teams; a position hosting an active team of a category offers it.
+    minutes, walk_m_per_min
+        The time limit and the walking pace.
+    categories
+        Category codes (default: all 8+N).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``category`` with ``name`` (zh), ``positions`` (how many offer it) and the
+        fields of :func:`access_stats` (``f15``, ``mean_minutes``, ``gini``…).
+
+    Raises
+    ------
+    UnknownCategoryError
+        If a code is not a known category; the message lists the valid ones.
+    """
+    from geo.categories import category
+
+    covs = category_coverages(
+        network, positions, cells, teams=teams, minutes=minutes, walk_m_per_min=walk_m_per_min,
+        categories=categories,
+    )
+    offers = offered_categories(positions, teams, categories=list(covs))
+    pop = _population(cells, demand)
+    rows = []
+    for code, cov in covs.items():
+        stats = access_stats(
+            cov.cells["walk_minutes"].to_numpy(), pop, minutes=minutes,
+            covered=cov.cells["covered"].to_numpy(),
+        )
+        rows.append({"category": code, "name": category(code).name,
+                     "positions": int(offers[code].sum()), **stats})
+    return pd.DataFrame(rows).set_index("category")

@@ -20,6 +20,10 @@ PLACE_KINDS: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
     "park": ("公园", {"leisure": ("park", "garden", "playground")}),
     "sports": ("体育场馆", {"leisure": ("sports_centre", "stadium")}),
     "hospital": ("医疗机构", {"amenity": ("hospital", "clinic")}),
+    "office": (
+        "办公场所",
+        {"office": ("yes", "company", "quango", "research", "ngo", "association", "insurance")},
+    ),
 }
 #: Tags to ask osmnx for when reading places from OSM XML.
 PLACE_TAGS: dict[str, bool | str | list[str]] = {}

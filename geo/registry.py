@@ -143,7 +143,10 @@ def demo_registry(
     named_gov = [int(i) for i in gov if i != center and pl.at[i, "name"]]
     townships = named_gov[:_MAX_TOWNSHIPS]
     communities = [int(i) for i in pl.index[pl.kind == "residential"] if pl.at[i, "name"]]
-    sites = [int(i) for i in pl.index[pl.kind.isin(SITE_KINDS)] if i != center]
+    # Only named places become 点; unnamed ones (and offices) stay candidates for new sites.
+    sites = [
+        int(i) for i in pl.index[pl.kind.isin(SITE_KINDS)] if i != center and pl.at[i, "name"]
+    ]
 
     level = pd.Series("", index=pl.index)
     level[center] = "center"
