@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import geopandas as gpd
 import osmnx as ox
 import pandas as pd
 import shapely
+from pyproj import CRS
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from tqdm.auto import tqdm
@@ -39,7 +40,7 @@ from geo.registry import demo_registry
 DEFAULT_DISTRICT = "小店区"
 #: Network kept beyond each outline so residents near it may walk to a position across it.
 DEFAULT_MARGIN_M = 1000.0
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _LAYERS = ("nodes", "edges", "positions", "cells", "places", "outline")
 
 
@@ -92,7 +93,7 @@ class District:
             self._network = WalkNetwork(
                 nodes=self.nodes[["x", "y", "geometry"]],
                 edges=self.edges,
-                crs_metric=self.meta["crs_metric"],
+                crs_metric=CRS.from_user_input(self.meta["crs_metric"]),
             )
         return self._network
 
@@ -117,18 +118,11 @@ class BundledDistrict:
     seat: Point | None
 
 
+@cache
 def _extract_footprint_taiyuan() -> BaseGeometry:
     """Where the Taiyuan extract maps streets: H3 cells within about 350 m of a walkable way."""
-    cache = default_cache_dir() / "taiyuan_footprint.parquet"
-    if cache.is_file():
-        return gpd.read_parquet(cache).geometry.iloc[0]
     lines = walkable_lines(data.read_taiyuan_lines())
-    footprint = cells_geometry(cells_near_lines(lines.geometry))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    gpd.GeoDataFrame(geometry=[footprint], crs="EPSG:4326").to_parquet(tmp)
-    tmp.replace(cache)
-    return footprint
+    return cells_geometry(cells_near_lines(lines.geometry))
 
 
 def _area_share(part: BaseGeometry, whole: BaseGeometry) -> float:
@@ -137,7 +131,8 @@ def _area_share(part: BaseGeometry, whole: BaseGeometry) -> float:
     return float(s.iloc[0].area / s.iloc[1].area) if s.iloc[1].area else 0.0
 
 
-def bundled_districts() -> list[BundledDistrict]:
+@cache
+def bundled_districts() -> tuple[BundledDistrict, ...]:
     """List the districts the bundled Taiyuan extract touches, with the share it covers.
 
     The share is the part of the district's area within about 350 m of a street the extract
@@ -161,7 +156,7 @@ def bundled_districts() -> list[BundledDistrict]:
                 gcj02_to_wgs84_xy(float(row["lon_gcj02"].iloc[0]), float(row["lat_gcj02"].iloc[0]))
             )
         out.append(BundledDistrict(name, "太原市", "taiyuan_osm_lines.geojson", wgs, share, seat))
-    return sorted(out, key=lambda d: -d.extract_share)
+    return tuple(sorted(out, key=lambda d: -d.extract_share))
 
 
 def _bundled(name: str) -> BundledDistrict:
@@ -455,6 +450,9 @@ def import_osm(
     """
     if not name or "/" in name or name.startswith("."):
         msg = f"invalid district name {name!r}"
+        raise OSMDataError(msg)
+    if name in {b.name for b in bundled_districts()}:
+        msg = f"{name!r} is a bundled district; choose another name for the import"
         raise OSMDataError(msg)
     district = build_district_from_xml(path, name, progress=progress)
     save_district(district, cache_dir)

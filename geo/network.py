@@ -30,6 +30,7 @@ _EXCLUDED_HIGHWAY = re.compile(
 _PRIVATE = re.compile("private")
 _SEPARATE_SIDEWALK_KEYS = ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewalk:right")
 _WALK_TAGS = ("highway", "area", "access", "foot", "service", *_SEPARATE_SIDEWALK_KEYS)
+_HSTORE_ESCAPE = re.compile(r"\\(.)")
 _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 # Edge weights must stay positive: csgraph would read an explicit zero as "no edge".
 _MIN_WEIGHT_M = 1e-6
@@ -39,7 +40,11 @@ def parse_other_tags(text: object) -> dict[str, str]:
     """Parse the hstore ``other_tags`` string written by GDAL's OSM driver."""
     if not isinstance(text, str) or not text:
         return {}
-    return dict(_HSTORE_PAIR.findall(text))
+    return {_unescape(k): _unescape(v) for k, v in _HSTORE_PAIR.findall(text)}
+
+
+def _unescape(text: str) -> str:
+    return _HSTORE_ESCAPE.sub(r"\1", text)
 
 
 def is_walkable(tags: Mapping[str, Any]) -> bool:

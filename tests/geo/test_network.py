@@ -86,10 +86,6 @@ def test_parse_other_tags_empty(empty: object) -> None:
     assert parse_other_tags(empty) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geo.network.parse_other_tags keeps hstore escapes (\\\" and \\\\) in keys and values",
-)
 def test_parse_other_tags_unescapes_quotes() -> None:
     text = r'"name"=>"say \"hi\"","path"=>"a\\b"'
     assert parse_other_tags(text) == {"name": 'say "hi"', "path": "a\\b"}
