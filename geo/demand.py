@@ -51,8 +51,8 @@ METHOD_ESTIMATE = (
     "(no published population bundled)"
 )
 METHOD_WORLDPOP = (
-    "WorldPop 2020-ish township counts (mosstool), dasymetric by OSM residential land use and "
-    "buildings"
+    "WorldPop-derived township counts (mosstool; year undocumented), dasymetric by OSM "
+    "residential land use and buildings"
 )
 #: Bounding box of the bundled Beijing townships (lon/lat).
 _BEIJING_BBOX = (115.41, 39.44, 117.51, 41.06)
