@@ -17,6 +17,7 @@ from geo import (
     DEFAULT_WALK_M_PER_MIN,
     District,
     OSMDataError,
+    OutOfAreaError,
     UnknownCategoryError,
     UnknownDistrictError,
     bundled_districts,
@@ -24,6 +25,7 @@ from geo import (
     get_district,
     import_osm,
 )
+from geo._errors import DemandFileError, SitingError, UnknownProfileError
 from geo.district import default_cache_dir, load_district
 from geo.registry import LEVELS
 
@@ -104,28 +106,205 @@ def districts(cache: CacheOpt = None, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", help="Walking profile: standard, elderly or wheelchair")
+]
+PaceOpt = Annotated[
+    float | None,
+    typer.Option("--walk-m-per-min", min=1.0, help="Pace (default: the profile's; 66.7 m/min)"),
+]
+CategoryOpt = Annotated[str | None, typer.Option("--category", "-c", help="Service category code")]
+DemandOpt = Annotated[
+    Path | None,
+    typer.Option("--demand", help="Residents file: GeoPackage/GeoJSON, or CSV lon,lat,count"),
+]
+MinutesOpt = Annotated[float, typer.Option(min=0.1, help="Walking time limit")]
+
+#: Domain errors a user can cause from the command line: one line, exit code 2.
+USER_ERRORS = (
+    UnknownCategoryError, UnknownDistrictError, OSMDataError, DemandFileError,
+    UnknownProfileError, SitingError, OutOfAreaError, ValueError,
+)
+
+
 @app.command()
 def coverage(
     district: DistrictOpt = DEFAULT_DISTRICT,
-    minutes: Annotated[float, typer.Option(min=0.1, help="Walking time limit")] = 15.0,
-    walk_m_per_min: Annotated[
-        float, typer.Option(min=1.0, help="Walking pace (default 1000 m per 15 min)")
-    ] = DEFAULT_WALK_M_PER_MIN,
+    minutes: MinutesOpt = 15.0,
+    walk_m_per_min: PaceOpt = None,
+    profile: ProfileOpt = "standard",
+    category: CategoryOpt = None,
+    by_category: Annotated[
+        bool, typer.Option("--by-category", help="One row per 8+N service category")
+    ] = False,
+    demand_file: DemandOpt = None,
+    extra_sites: Annotated[
+        Path | None,
+        typer.Option("--extra-sites", help="GeoJSON of proposed sites, counted as existing"),
+    ] = None,
     cache: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show walking coverage: network, positions per level, covered shares, worst cells."""
+    """Show walking coverage: network, positions per level, residents and cells within the limit."""
+    from api.services import planning
+
     d = _district(district, cache)
+    demand_path = str(demand_file) if demand_file else None
     try:
-        summary = coverage_summary(
-            d, district_coverage(d, minutes=minutes, walk_m_per_min=walk_m_per_min)
+        summary = planning.coverage_report(
+            d, minutes=minutes, walk_m_per_min=walk_m_per_min, profile_name=profile,
+            category_code=category, extra_sites=str(extra_sites) if extra_sites else None,
+            demand_file=demand_path,
         )
-    except UnknownCategoryError as e:
-        fail(str(e))
+        if by_category:
+            summary["by_category"] = planning.category_table(
+                d, minutes=minutes, profile_name=profile, walk_m_per_min=walk_m_per_min,
+                demand_file=demand_path,
+            )
+    except USER_ERRORS as e:
+        fail(str(e).strip("'\""))
     if as_json:
         _print_json(summary)
         return
     print_coverage(summary)
+    res = summary["residents"]
+    console.print(
+        f"residents within {minutes:g} min (F15): [bold]{res['f15']:.1%}[/] · weighted mean "
+        f"{res['mean_minutes']:.1f} min · Gini {res['gini']:.3f}\n[dim]residents: "
+        f"{res['population_method']} — {res['population_unit']}[/]",
+        highlight=False,
+    )
+    if by_category:
+        t = Table(title=f"By service category ({profile}, {minutes:g} min)")
+        for col in ("code", "类别", "positions", "F15", "mean min", "Gini"):
+            t.add_column(col)
+        for r in summary["by_category"]:
+            t.add_row(r["category"], r["name"], str(r["positions"]), f"{r['f15']:.1%}",
+                      f"{r['mean_minutes']:.1f}", f"{r['gini']:.3f}")
+        console.print(t)
+
+
+@app.command()
+def gaps(
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    category: CategoryOpt = None,
+    minutes: MinutesOpt = 15.0,
+    profile: ProfileOpt = "standard",
+    walk_m_per_min: PaceOpt = None,
+    demand_file: DemandOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the gaps as GeoJSON")] = None,
+    top: Annotated[int, typer.Option(help="Rows to print")] = 10,
+    cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Uncovered cells dissolved into gap areas, ranked by residents."""
+    from api.services import planning
+
+    d = _district(district, cache)
+    try:
+        g = planning.gap_areas(
+            d, minutes=minutes, profile_name=profile, walk_m_per_min=walk_m_per_min,
+            category_code=category, demand_file=str(demand_file) if demand_file else None,
+        )
+        dem = planning.demand(d, str(demand_file) if demand_file else None)
+    except USER_ERRORS as e:
+        fail(str(e).strip("'\""))
+    fc = planning.to_feature_collection(
+        g, district=d.name, category=category, minutes=minutes, profile=profile,
+        population_method=dem.attrs.get("population_method", ""),
+    )
+    if out:
+        out.write_text(json.dumps(fc, ensure_ascii=False))
+    if as_json:
+        _print_json(fc)
+        return
+    t = Table(title=f"{d.name}: gaps beyond {minutes:g} min ({category or 'any category'})")
+    cols = ("rank", "residents", "km²", "cells", "worst min", "mean min", "nearest", "walk min")
+    for col in cols:
+        t.add_column(col)
+    for r in g.head(top).itertuples():
+        t.add_row(str(r.rank), f"{r.residents:.1f}", f"{r.area_km2:.2f}", str(r.cells),
+                  f"{r.worst_minutes:.1f}", f"{r.mean_minutes:.1f}",
+                  str(r.nearest_site_name or ""), f"{r.nearest_walk_minutes:.1f}")
+    console.print(t)
+    console.print(f"[dim]{len(g)} gap areas; residents: {dem.attrs.get('population_method', '')}"
+                  + (f"; written to {out}" if out else "") + "[/]", highlight=False)
+
+
+@app.command()
+def recommend(
+    add: Annotated[int, typer.Option("--add", min=1, help="Number of sites to add")],
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    category: CategoryOpt = None,
+    minutes: MinutesOpt = 15.0,
+    method: Annotated[str, typer.Option(help="auto, exact (MCLP, CBC) or greedy")] = "auto",
+    demand_file: DemandOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the picks as GeoJSON (for --extra-sites)")
+    ] = None,
+    cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose real places to open as sites so the most residents newly get within the limit."""
+    from api.services import planning
+
+    d = _district(district, cache)
+    try:
+        picks = planning.recommendations(
+            d, add=add, category_code=category, minutes=minutes, method=method,
+            demand_file=str(demand_file) if demand_file else None,
+        )
+    except USER_ERRORS as e:
+        fail(str(e).strip("'\""))
+    fc = planning.recommendations_collection(picks)
+    if out:
+        out.write_text(json.dumps(fc, ensure_ascii=False))
+    if as_json:
+        _print_json(fc)
+        return
+    a = picks.attrs
+    t = Table(title=f"{d.name}: add {add} site(s) ({category or 'any category'}, {a['method']})")
+    for col in ("#", "place", "OSM id", "kind", "new residents", "cumulative F15"):
+        t.add_column(col)
+    for r in picks.itertuples():
+        t.add_row(str(r.rank), str(r.label), str(r.osm_id), str(r.kind),
+                  f"{r.new_residents:.1f}", f"{r.cumulative_f15:.1%}")
+    console.print(t)
+    gap = a.get("gap")
+    console.print(
+        f"F15 {a['baseline_f15']:.1%} → {a['final_f15']:.1%}"
+        + (
+            f"; greedy is {gap:.1%} below the exact "
+            + ("optimum" if a.get("optimal") else "solver's best (time limit reached)")
+            if gap is not None
+            else ""
+        )
+        + (f"; {a['note']}" if a.get("note") else "")
+        + (f"; written to {out} (check with coverage --extra-sites)" if out else ""),
+        highlight=False,
+    )
+
+
+@app.command("service-areas")
+def service_areas_cmd(
+    out: Annotated[Path, typer.Option("--out", help="GeoJSON to write")],
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    minutes: MinutesOpt = 15.0,
+    profile: ProfileOpt = "standard",
+    cache: CacheOpt = None,
+) -> None:
+    """Write each position's walking service area (from reachable streets) as GeoJSON."""
+    from api.services import planning
+
+    d = _district(district, cache)
+    try:
+        areas, union = planning.district_service_areas(d, minutes=minutes, profile_name=profile)
+    except USER_ERRORS as e:
+        fail(str(e).strip("'\""))
+    fc = planning.to_feature_collection(areas, district=d.name, minutes=minutes, profile=profile)
+    out.write_text(json.dumps(fc, ensure_ascii=False))
+    total = float(union["area_km2"].iloc[0]) if len(union) else 0.0
+    console.print(f"wrote {len(areas)} service areas to {out}; covered area {total:.2f} km²")
 
 
 def print_coverage(s: dict[str, Any]) -> None:
@@ -223,6 +402,41 @@ def serve(
     print_coverage(coverage_summary(d, district_coverage(d)))
     console.print(f"[bold green]serving {district} at http://{host}:{port}/[/]  (API docs: /docs)")
     uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+
+
+users_app = typer.Typer(help="Users of the dispatch API and their bearer tokens.",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(
+    role: Annotated[str, typer.Option(help="resident, dispatcher, team or admin")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    team: Annotated[str | None, typer.Option(help="Team id, for role team only")] = None,
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    cache: CacheOpt = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Default $PRACTICE_CIRCLE_DATABASE_URL, else SQLite in the cache"),
+    ] = None,
+) -> None:
+    """Create a user; its bearer token (shown only once) is the last line printed."""
+    from api.services.accounts import create_account
+    from api.services.dispatch_errors import NotFoundError
+    from api.settings import Settings
+
+    overrides = {"cache": cache, "database_url": database_url}
+    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    d = _district(district, settings.cache)
+    try:
+        info, token = create_account(settings.resolved_database_url, d, role=role, name=name,
+                                     team_id=team)
+    except (ValueError, NotFoundError) as e:
+        fail(str(e))
+    typer.echo(f"created user {info['id']} {info['name']} ({info['role']}"
+               + (f", team {info['team_id']}" if info["team_id"] else "") + ")", err=True)
+    typer.echo(token)
 
 
 def main() -> None:

@@ -10,7 +10,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.services.dispatch_errors import (
+    ForbiddenError,
+    IdempotencyConflictError,
+    InvalidTransitionError,
+    NoEligibleTeamError,
+    NotFoundError,
+    TeamUnavailableError,
+    UnauthorizedError,
+)
 from geo import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
+from geo._errors import DemandFileError, SitingError, UnknownProfileError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -35,6 +45,17 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     UnknownCategoryError: (422, "unknown_category", "未知的服务类别"),
     OutOfAreaError: (422, "out_of_area", "位置不在服务区域内"),
     OSMDataError: (422, "bad_osm_data", "OSM 数据无法使用"),
+    UnknownProfileError: (422, "unknown_profile", "未知的步行类型"),
+    SitingError: (422, "bad_siting_request", "选址请求无法满足"),
+    DemandFileError: (422, "bad_demand_file", "人口数据文件无法使用"),
+    # Dispatch (api/services/dispatch_errors.py); their ``extra`` joins the problem body.
+    UnauthorizedError: (401, "unauthorized", "未认证"),
+    ForbiddenError: (403, "forbidden", "无权执行此操作"),
+    NotFoundError: (404, "not_found", "资源不存在"),
+    InvalidTransitionError: (409, "invalid_transition", "当前状态不允许此操作"),
+    TeamUnavailableError: (409, "team_unavailable", "队伍无法接单"),
+    NoEligibleTeamError: (409, "no_eligible_team", "没有可派单的队伍"),
+    IdempotencyConflictError: (422, "idempotency_conflict", "幂等键冲突"),
 }
 
 
@@ -72,7 +93,12 @@ def register_error_handlers(app: FastAPI) -> None:
             code: str = code,
             title: str = title,
         ) -> JSONResponse:
-            return problem(status, code, title, str(exc).strip("'\""), request)
+            response = problem(
+                status, code, title, str(exc).strip("'\""), request,
+                **getattr(exc, "extra", {}),
+            )
+            response.headers.update(getattr(exc, "headers", {}))
+            return response
 
         app.add_exception_handler(exc_type, on_domain)
 

@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 from api.deps import load_district
 from api.errors import register_error_handlers
-from api.routes import health, places
+from api.routes import categories, health, places, planning, requests, teams, users
+from api.routes import map as map_routes
+from api.services.dispatch_setup import prepare_dispatch
 from api.settings import get_settings
 
 
@@ -17,7 +19,8 @@ from api.settings import get_settings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the served district before the first request."""
     settings = get_settings()
-    load_district(settings.district, str(settings.cache))
+    district = load_district(settings.district, str(settings.cache))
+    prepare_dispatch(settings.resolved_database_url, district)
     yield
 
 
@@ -32,6 +35,12 @@ def create_app() -> FastAPI:
     register_error_handlers(app)
     app.include_router(health.router)
     app.include_router(places.router)
+    app.include_router(planning.router)
+    app.include_router(map_routes.router)
+    app.include_router(categories.router)
+    app.include_router(requests.router)
+    app.include_router(teams.router)
+    app.include_router(users.router)
     return app
 
 

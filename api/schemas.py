@@ -40,6 +40,12 @@ class CoveragePublic(BaseModel):
     worst_cells: list[WorstCell]
     demo_registry: bool
     attribution: str
+    profile: str = "standard"
+    category: str | None = None
+    extra_sites: str | None = None
+    residents: dict[str, Any] | None = Field(
+        default=None, description="Residents within the limit (F15) and how they were estimated"
+    )
 
 
 class FeatureCollection(BaseModel):

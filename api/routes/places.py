@@ -8,9 +8,8 @@ from fastapi import APIRouter, Query
 
 from api.deps import DistrictDep
 from api.schemas import CoveragePublic, FeatureCollection
-from api.services.coverage import coverage_summary, district_coverage
+from api.services.planning import coverage_report
 from api.services.sites import sites_geojson
-from geo import DEFAULT_WALK_M_PER_MIN
 
 router = APIRouter(tags=["sites"])
 
@@ -29,8 +28,14 @@ def sites(
 def coverage(
     district: DistrictDep,
     minutes: Annotated[float, Query(gt=0, le=120)] = 15.0,
-    walk_m_per_min: Annotated[float, Query(gt=0, le=200)] = DEFAULT_WALK_M_PER_MIN,
+    walk_m_per_min: Annotated[
+        float | None, Query(gt=0, le=200, description="Pace (default: the profile's)")
+    ] = None,
+    profile: Annotated[str, Query(description="standard, elderly or wheelchair")] = "standard",
+    category: Annotated[str | None, Query(description="Service category code (8+N)")] = None,
 ) -> dict[str, Any]:
-    """Share of the district within a walking time of a practice position."""
-    cov = district_coverage(district, minutes=minutes, walk_m_per_min=walk_m_per_min)
-    return coverage_summary(district, cov)
+    """Share of the district (nodes, cells, residents) within a walk of a practice position."""
+    return coverage_report(
+        district, minutes=minutes, walk_m_per_min=walk_m_per_min, profile_name=profile,
+        category_code=category,
+    )

@@ -119,7 +119,8 @@ def test_export_geopackage_can_be_rechecked(cache_dir: Path, tmp_path: Path) -> 
     cells = gpd.read_file(out, layer="cells")
     assert {"osmid", "walk_minutes", "nearest_site"} <= set(nodes.columns)
     assert {"u", "v", "key", "length_m"} <= set(edges.columns)
-    assert {"site_id", "level", "edge_u", "edge_v", "edge_offset_m", "access_m"} <= set(sites.columns)
+    want = {"site_id", "level", "edge_u", "edge_v", "edge_offset_m", "access_m"}
+    assert want <= set(sites.columns)
     assert len(cells) > 0 and "walk_minutes" in cells
     # Recheck with another tool: networkx on the exported layers alone.
     G = nx.Graph()

@@ -1,0 +1,91 @@
+"""The practice map: its page, the data it fetches, 离我最近 and the local JS/CSS assets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import DistrictDep
+from api.errors import ApiError
+from api.schemas import FeatureCollection
+from api.services.map_data import Body, basemap_body, coverage_cells, page_body, sites_body
+from api.services.nearest import nearest_positions
+from geo import DEFAULT_WALK_M_PER_MIN
+from maps import assets
+
+router = APIRouter(tags=["map"])
+
+for _prefix, _folder in assets.mounts().items():
+    router.mount(_prefix, StaticFiles(directory=_folder, check_dir=False),
+                 name=_prefix.strip("/").replace("/", "-"))
+
+
+def _send(request: Request, body: Body, *, max_age: int = 300) -> Response:
+    headers = {"ETag": body.etag, "Vary": "Accept-Encoding",
+               "Cache-Control": f"public, max-age={max_age}"}
+    if body.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(body.gz, media_type=body.media_type, headers=headers)
+    return Response(body.raw, media_type=body.media_type, headers=headers)
+
+
+def _page(request: Request, district: DistrictDep) -> Response:
+    missing = assets.missing_assets()
+    if missing:
+        raise ApiError(503, "map_assets_missing", "地图脚本未安装",
+                       f"{len(missing)} asset files are missing (first: {missing[0]}); "
+                       "run `npm ci` at the repository root")
+    return _send(request, page_body(district), max_age=60)
+
+
+@router.get("/", response_class=HTMLResponse, summary="The practice map (served district)")
+def index(request: Request, district: DistrictDep) -> Response:
+    """Serve the practice map page of the served district."""
+    return _page(request, district)
+
+
+@router.get("/map", response_class=HTMLResponse, summary="The practice map of a district")
+def map_page(request: Request, district: DistrictDep) -> Response:
+    """Serve the practice map page (zh-CN, offline basemap, works at 360 px wide)."""
+    return _page(request, district)
+
+
+@router.get("/map/basemap", response_model=dict[str, Any],
+            summary="Offline vector basemap from the district's own OSM data")
+def basemap(request: Request, district: DistrictDep) -> Response:
+    """Streets, water, green areas and buildings as GeoJSON FeatureCollections (WGS84)."""
+    return _send(request, basemap_body(district), max_age=3600)
+
+
+@router.get("/map/sites", response_model=FeatureCollection)
+def sites_for_map(request: Request, district: DistrictDep) -> Response:
+    """Every practice position with zh category names, team names and opening hours."""
+    return _send(request, sites_body(district), max_age=60)
+
+
+@router.get("/coverage/cells", response_model=FeatureCollection)
+def cells(
+    district: DistrictDep,
+    minutes: Annotated[float, Query(gt=0, le=120, description="Time limit (covered)")] = 15.0,
+) -> dict[str, Any]:
+    """Grid cells (H3) coloured on the map by walking minutes to the nearest position."""
+    return coverage_cells(district, minutes=minutes)
+
+
+@router.get("/nearest", response_model=FeatureCollection)
+def nearest(
+    district: DistrictDep,
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (WGS84)")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (WGS84)")],
+    limit: Annotated[int, Query(ge=1, le=20, description="How many positions")] = 3,
+    category: Annotated[str | None, Query(description="Only this service category")] = None,
+    walk_m_per_min: Annotated[float, Query(gt=0, le=200)] = DEFAULT_WALK_M_PER_MIN,
+) -> dict[str, Any]:
+    """Find the positions nearest by walking (离我最近), each with its route as a LineString."""
+    return nearest_positions(district, lon, lat, limit=limit, category_code=category,
+                             walk_m_per_min=walk_m_per_min)

@@ -1,0 +1,185 @@
+"""Service requests: 点单 (create), 派单 (dispatch), 接单 (accept), 评单 (review) and the rest."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import DistrictDep
+from api.deps_dispatch import (
+    IdempotencyKeyDep,
+    ReaderDep,
+    ReadSessionDep,
+    SessionDep,
+    WriterDep,
+)
+from api.schemas_dispatch import (
+    CompleteBody,
+    DispatchBody,
+    NoteBody,
+    RequestCreate,
+    RequestList,
+    RequestPublic,
+    ReviewBody,
+    State,
+)
+from api.services import dispatch
+from api.services.dispatch import Outcome
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+
+_NUMBER = r"-?\d+(\.\d+)?"
+_BBOX = rf"^{_NUMBER}(,{_NUMBER}){{3}}$"
+RequestId = Annotated[int, Path(ge=1, description="Service request id")]
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in (
+        (401, "No or invalid bearer token (unauthorized)"),
+        (403, "The role or team may not do this (forbidden)"),
+        (404, "No such request (not_found)"),
+        (409, "The action does not fit the current state (invalid_transition, with `state`), "
+              "or no team can take it (team_unavailable, no_eligible_team)"),
+        (422, "Invalid body, unknown_category, out_of_area or idempotency_conflict"),
+    )
+}
+
+
+def answer(outcome: Outcome) -> JSONResponse:
+    """Turn a service outcome into the HTTP answer (a replay carries ``Idempotent-Replayed``)."""
+    headers = {"Location": outcome.location} if outcome.location else {}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+
+def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    """Read ``minlon,minlat,maxlon,maxlat``."""
+    if bbox is None:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
+    return x0, y0, x1, y1
+
+
+@router.post("", status_code=201, response_model=RequestPublic, responses=_PROBLEMS)
+def create_request(
+    body: RequestCreate,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """点单: a resident orders a service at a position (201 with Location)."""
+    return answer(dispatch.create_request(session, district, user, body,
+                                          idempotency_key=idempotency_key))
+
+
+@router.get("", response_model=RequestList, responses=_PROBLEMS)
+def list_requests(
+    district: DistrictDep,
+    session: ReadSessionDep,
+    user: ReaderDep,
+    state: Annotated[State | None, Query(description="Only requests in this state")] = None,
+    bbox: Annotated[
+        str | None,
+        Query(pattern=_BBOX,
+              description="minlon,minlat,maxlon,maxlat (WGS84)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """List the requests the caller may see, newest first (residents: their own)."""
+    return dispatch.list_requests(session, district, user, state=state, bbox=parse_bbox(bbox),
+                                  limit=limit, offset=offset)
+
+
+@router.get("/{request_id}", response_model=RequestPublic, responses=_PROBLEMS)
+def get_request(
+    request_id: RequestId, district: DistrictDep, session: ReadSessionDep, user: ReaderDep
+) -> dict[str, Any]:
+    """Show a request's state and history."""
+    return dispatch.get_request(session, district, user, request_id)
+
+
+@router.post("/{request_id}/dispatch", response_model=RequestPublic, responses=_PROBLEMS)
+def dispatch_request(
+    request_id: RequestId,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    body: DispatchBody | None = None,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """派单 (dispatcher): to ``team_id``, or to the nearest capable team with free capacity."""
+    return answer(dispatch.act(session, district, user, request_id, "dispatch",
+                               body or DispatchBody(), idempotency_key=idempotency_key))
+
+
+@router.post("/{request_id}/accept", response_model=RequestPublic, responses=_PROBLEMS)
+def accept_request(
+    request_id: RequestId,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """接单 (team): a request dispatched to it, or an open one of its category (抢单)."""
+    return answer(dispatch.act(session, district, user, request_id, "accept",
+                               idempotency_key=idempotency_key))
+
+
+@router.post("/{request_id}/decline", response_model=RequestPublic, responses=_PROBLEMS)
+def decline_request(
+    request_id: RequestId,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    body: NoteBody | None = None,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """拒单 (assigned team): the request goes back to the pool for another team."""
+    return answer(dispatch.act(session, district, user, request_id, "decline",
+                               body or NoteBody(), idempotency_key=idempotency_key))
+
+
+@router.post("/{request_id}/complete", response_model=RequestPublic, responses=_PROBLEMS)
+def complete_request(
+    request_id: RequestId,
+    body: CompleteBody,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """完成 (assigned team): the hours served earn the team volunteer points."""
+    return answer(dispatch.act(session, district, user, request_id, "complete", body,
+                               idempotency_key=idempotency_key))
+
+
+@router.post("/{request_id}/review", response_model=RequestPublic, responses=_PROBLEMS)
+def review_request(
+    request_id: RequestId,
+    body: ReviewBody,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """评单 (the resident): 1-5 stars and a comment."""
+    return answer(dispatch.act(session, district, user, request_id, "review", body,
+                               idempotency_key=idempotency_key))
+
+
+@router.post("/{request_id}/cancel", response_model=RequestPublic, responses=_PROBLEMS)
+def cancel_request(
+    request_id: RequestId,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    body: NoteBody | None = None,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """取消 (the resident, a dispatcher or an admin) while the request is still open."""
+    return answer(dispatch.act(session, district, user, request_id, "cancel",
+                               body or NoteBody(), idempotency_key=idempotency_key))

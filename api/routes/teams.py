@@ -1,0 +1,42 @@
+"""Volunteer teams: the nearest by walking time, and the leaderboard of volunteer points."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import DistrictDep
+from api.deps_dispatch import LookupSessionDep
+from api.schemas_dispatch import Leaderboard, TeamRanking
+from api.services.dispatch import leaderboard as leaderboard_of
+from api.services.team_views import nearest_teams
+
+router = APIRouter(tags=["teams"])
+
+
+@router.get("/teams/nearest", response_model=TeamRanking)
+def nearest(
+    district: DistrictDep,
+    session: LookupSessionDep,
+    lon: Annotated[float, Query(ge=-180, le=180, description="WGS84 longitude")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="WGS84 latitude")],
+    category: Annotated[str, Query(description="Service category code (GET /categories)")],
+    limit: Annotated[int, Query(ge=1, le=200)] = 10,
+    eligible_only: Annotated[
+        bool, Query(description="Leave out teams that cannot take it")
+    ] = False,
+) -> dict[str, Any]:
+    """Rank teams by walking minutes on the street network; say why each is (not) eligible."""
+    return nearest_teams(session, district, lon=lon, lat=lat, category=category, limit=limit,
+                         eligible_only=eligible_only)
+
+
+@router.get("/leaderboard", response_model=Leaderboard)
+def leaderboard(
+    district: DistrictDep,
+    session: LookupSessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """Rank teams by volunteer points (hours served and review stars), with star levels."""
+    return leaderboard_of(session, district, limit=limit)

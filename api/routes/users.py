@@ -1,0 +1,17 @@
+"""The calling user."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps_dispatch import ReaderDep
+from api.schemas_dispatch import UserPublic
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: ReaderDep) -> UserPublic:
+    """Who the bearer token belongs to."""
+    return UserPublic(id=user.id, name=user.name, role=user.role,  # type: ignore[arg-type]
+                      team_id=user.team_id)

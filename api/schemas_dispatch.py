@@ -1,0 +1,200 @@
+"""Pydantic schemas of the dispatch API: service requests, teams, categories and users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+State = Literal["submitted", "dispatched", "accepted", "completed", "reviewed", "cancelled"]
+Role = Literal["resident", "dispatcher", "team", "admin"]
+
+
+class RequestCreate(BaseModel):
+    """A resident's order for a volunteer service (点单)."""
+
+    lon: float = Field(ge=-180, le=180, description="WGS84 longitude", examples=[112.5501])
+    lat: float = Field(ge=-90, le=90, description="WGS84 latitude", examples=[37.8024])
+    category: str = Field(
+        min_length=1, max_length=32, description="Category code (GET /categories)",
+        examples=["elderly"],
+    )
+    description: str = Field(min_length=1, max_length=2000, examples=["帮忙代购一周的药品"])
+    contact: str = Field(min_length=3, max_length=64, pattern=r"^[0-9+\- ()]+$",
+                         description="Phone number", examples=["13812341234"])
+
+
+class DispatchBody(BaseModel):
+    """派单: to a named team, or (no team_id) to the nearest capable team with free capacity."""
+
+    team_id: str | None = Field(default=None, max_length=96)
+
+
+class NoteBody(BaseModel):
+    """An optional note (reason for declining or cancelling)."""
+
+    reason: str = Field(default="", max_length=500)
+
+
+class CompleteBody(BaseModel):
+    """Hours the team served."""
+
+    hours: float = Field(gt=0, le=24, description="Hours served", examples=[1.5])
+    note: str = Field(default="", max_length=500)
+
+
+class ReviewBody(BaseModel):
+    """评单: 1-5 stars and a comment."""
+
+    stars: int = Field(ge=1, le=5, examples=[5])
+    comment: str = Field(default="", max_length=500, examples=["准时热心，谢谢！"])
+
+
+class TeamRef(BaseModel):
+    """A team as a request shows it."""
+
+    team_id: str
+    name: str
+
+
+class TransitionPublic(BaseModel):
+    """One step of a request's history (audit trail)."""
+
+    action: str
+    from_state: State | None
+    to_state: State
+    actor_id: int
+    actor_role: Role
+    team_id: str | None
+    note: str
+    at: datetime
+
+
+class ReviewPublic(BaseModel):
+    """A resident's review."""
+
+    stars: int
+    comment: str
+    at: datetime
+
+
+class RequestPublic(BaseModel):
+    """A service request, its state and its history."""
+
+    id: int
+    district: str
+    state: State
+    state_zh: str
+    category: str
+    category_zh: str
+    description: str
+    contact: str = Field(
+        description="Masked (138****1234) except for dispatchers and the assigned team"
+    )
+    contact_masked: bool
+    lon: float
+    lat: float
+    resident_id: int
+    team: TeamRef | None
+    round: int = Field(description="Times the request went back to the pool after a decline")
+    hours: float | None
+    next_actions: list[str] = Field(description="Actions the current state allows (any role)")
+    created_at: datetime
+    updated_at: datetime
+    review: ReviewPublic | None
+    history: list[TransitionPublic]
+
+
+class RequestList(BaseModel):
+    """A page of service requests."""
+
+    items: list[RequestPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class TeamCandidate(BaseModel):
+    """A team ranked by walking minutes, and why it is or is not eligible."""
+
+    rank: int
+    team_id: str
+    name: str
+    categories: list[str]
+    site_id: str
+    site_name: str
+    site_level: str
+    walk_m: float | None
+    walk_minutes: float | None
+    capacity: int
+    open_requests: int
+    free_capacity: int
+    active: bool
+    eligible: bool
+    reasons: list[str] = Field(description="category, inactive, capacity, declined, unreachable")
+    reasons_zh: list[str]
+
+
+class TeamRanking(BaseModel):
+    """Teams nearest a position by walking time on the street network."""
+
+    lon: float
+    lat: float
+    category: str
+    access_m: float = Field(description="Straight walk from the position onto the nearest street")
+    walk_m_per_min: float
+    considered: int
+    teams: list[TeamCandidate]
+
+
+class CategoryPublic(BaseModel):
+    """One of the 8+N volunteer service categories."""
+
+    code: str
+    name: str
+    name_en: str
+    core: bool
+
+
+class CategoryList(BaseModel):
+    """The 8 national categories and the N local extras."""
+
+    categories: list[CategoryPublic]
+    count: int
+    core: int
+    local: int
+
+
+class LeaderboardEntry(BaseModel):
+    """A team's volunteer points and star level."""
+
+    rank: int
+    team_id: str
+    name: str
+    categories: list[str]
+    site_id: str
+    points: int
+    hours: float
+    completed: int
+    reviews: int
+    rating: float | None = Field(description="Mean review stars")
+    star_level: int = Field(description="0-5 by total hours served (100/300/600/1000/1500 h)")
+    star_level_zh: str
+
+
+class Leaderboard(BaseModel):
+    """Teams by volunteer points."""
+
+    district: str
+    teams: list[LeaderboardEntry]
+    rules: str
+
+
+class UserPublic(BaseModel):
+    """The calling user."""
+
+    id: int
+    name: str
+    role: Role
+    team_id: str | None

@@ -1,0 +1,281 @@
+"""Rank volunteer teams by walking minutes on the street network from a request's position.
+
+Teams sit at practice positions, so the walk from every position to every network node is
+computed once per district with one multi-source Dijkstra (one row per position, not reduced to
+the nearest): a positions x nodes matrix of a few MB. A query attaches the request point to its
+nearest street edge and takes, for every position, the shorter way in through either end of that
+edge (plus the walk along the edge and onto the street): a lookup, no graph search.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse.csgraph import dijkstra
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from api.storage.models import Position, ServiceRequest, Team
+from geo import DEFAULT_WALK_M_PER_MIN, District, OutOfAreaError, UnknownCategoryError
+from geo.categories import CATEGORY_CODES
+from geo.coverage import _with_sources
+from geo.network import EdgePositions, WalkNetwork
+
+#: A request farther than this from any street lies outside the service area.
+MAX_ACCESS_M = 500.0
+#: States in which a request holds a place of its team's capacity.
+OPEN_STATES: tuple[str, ...] = ("dispatched", "accepted")
+#: Why a team is not eligible, in the order they are reported.
+REASONS: dict[str, str] = {
+    "category": "不提供该类服务",
+    "inactive": "队伍暂停服务",
+    "capacity": "已满负荷",
+    "declined": "已拒绝过此单",
+    "unreachable": "步行不可达",
+}
+
+
+@dataclass
+class PositionWalk:
+    """Walking metres from every practice position to every node of a district's network.
+
+    ``dist[i, j]`` is the walk from position ``site_ids[i]`` (its access walk onto the street
+    included) to node ``j``.
+    """
+
+    network: WalkNetwork
+    site_ids: np.ndarray
+    sources: EdgePositions
+    dist: np.ndarray
+    row: dict[str, int] = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.row = {str(s): i for i, s in enumerate(self.site_ids)}
+
+    @classmethod
+    def from_district(cls, district: District) -> PositionWalk:
+        """Run the one Dijkstra over all the district's positions."""
+        network = district.network
+        geom = district.positions.geometry
+        sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
+        n, s = network.n_nodes, len(sources)
+        if s:
+            graph = _with_sources(network, sources)
+            dist = dijkstra(graph, directed=True, indices=np.arange(n, n + s), min_only=False)
+            dist = np.ascontiguousarray(dist[:, :n])
+        else:
+            dist = np.empty((0, n))
+        site_ids = district.positions["site_id"].to_numpy(dtype=object)
+        return cls(network, site_ids, sources, dist)
+
+    def attach(
+        self, lon: float, lat: float, *, max_access_m: float = MAX_ACCESS_M
+    ) -> EdgePositions:
+        """Attach one point to its street edge.
+
+        Raises
+        ------
+        OutOfAreaError
+            If the point is farther than ``max_access_m`` from every street (message in zh-CN).
+        """
+        with self._lock:  # pyproj transformers are not shared across threads
+            try:
+                return self.network.attach(
+                    np.array([lon]), np.array([lat]), max_access_m=max_access_m
+                )
+            except OutOfAreaError as e:
+                at = self.network.attach(np.array([lon]), np.array([lat]))
+                msg = (
+                    f"位置 ({lon:.6f}, {lat:.6f}) 距最近的步行道路 {float(at.access_m[0]):.0f} 米，"
+                    f"超出服务范围（{max_access_m:.0f} 米）"
+                )
+                raise OutOfAreaError(msg) from e
+
+    def walk_m(self, at: EdgePositions) -> np.ndarray:
+        """Return walking metres from every position to an attached point (``inf``: unreachable)."""
+        net = self.network
+        e = int(at.edge[0])
+        offset, access = float(at.offset_m[0]), float(at.access_m[0])
+        via_u = self.dist[:, net.u[e]] + offset
+        via_v = self.dist[:, net.v[e]] + (net.length[e] - offset)
+        best = np.minimum(via_u, via_v)
+        same = np.flatnonzero(self.sources.edge == e)
+        if len(same):  # a position on the same street edge walks straight along it
+            along = np.abs(self.sources.offset_m[same] - offset) + self.sources.access_m[same]
+            best[same] = np.minimum(best[same], along)
+        return best + access
+
+
+_walks: dict[tuple[str, int], PositionWalk] = {}
+_walks_lock = threading.Lock()
+
+
+def position_walk(district: District) -> PositionWalk:
+    """Return the district's :class:`PositionWalk`, computed once per process."""
+    key = (district.name, id(district))
+    walk = _walks.get(key)
+    if walk is None:
+        with _walks_lock:
+            walk = _walks.get(key)
+            if walk is None:
+                walk = PositionWalk.from_district(district)
+                _walks[key] = walk
+    return walk
+
+
+def check_category(code: str) -> str:
+    """Return a valid category code.
+
+    Raises
+    ------
+    UnknownCategoryError
+        With a zh-CN message listing the valid codes.
+    """
+    if code not in CATEGORY_CODES:
+        msg = f"未知的服务类别 {code!r}；可选：{', '.join(CATEGORY_CODES)}"
+        raise UnknownCategoryError(msg)
+    return code
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A team ranked for a request, with why it is (not) eligible."""
+
+    team_id: str
+    name: str
+    categories: list[str]
+    site_id: str
+    site_name: str
+    site_level: str
+    walk_m: float
+    walk_minutes: float
+    capacity: int
+    open_requests: int
+    active: bool
+    reasons: list[str]
+
+    @property
+    def eligible(self) -> bool:
+        """True when nothing stands in the way."""
+        return not self.reasons
+
+    @property
+    def free_capacity(self) -> int:
+        """Places left for more open requests."""
+        return max(self.capacity - self.open_requests, 0)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Teams ranked by walking minutes from a point."""
+
+    lon: float
+    lat: float
+    category: str
+    access_m: float
+    walk_m_per_min: float
+    candidates: list[Candidate]
+    considered: int
+
+
+_open = (
+    select(ServiceRequest.team_id.label("team_id"), func.count().label("n"))
+    .where(ServiceRequest.state.in_(OPEN_STATES))
+    .group_by(ServiceRequest.team_id)
+    .subquery()
+)
+#: Every team of a district with its position and open requests: one query, built once.
+_TEAMS = (
+    select(
+        Team.team_id, Team.name, Team.categories, Team.site_id, Team.capacity, Team.active,
+        Position.name, Position.level, func.coalesce(_open.c.n, 0),
+    )
+    .join(Position, Position.site_id == Team.site_id)
+    .outerjoin(_open, _open.c.team_id == Team.team_id)
+    .where(Team.district == bindparam("district"))
+)
+
+
+def rank_teams(
+    session: Session,
+    district: District,
+    *,
+    lon: float,
+    lat: float,
+    category: str,
+    limit: int | None = 10,
+    eligible_only: bool = False,
+    exclude: frozenset[str] = frozenset(),
+    walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
+) -> Ranking:
+    """Rank the district's teams by walking minutes to a point, saying why each is eligible.
+
+    Parameters
+    ----------
+    session
+        Database session (teams and their open requests are read from it).
+    district
+        The district whose network and positions to walk.
+    lon, lat
+        WGS84 position of the request.
+    category
+        Service category the request needs.
+    limit
+        Keep this many teams (``None``: all).
+    eligible_only
+        Leave out teams that cannot take the request.
+    exclude
+        Team ids that declined the request before (reported as ``declined``).
+    walk_m_per_min
+        Walking pace.
+
+    Raises
+    ------
+    UnknownCategoryError
+        If the category is not one of the 8+N.
+    OutOfAreaError
+        If the point is more than :data:`MAX_ACCESS_M` from the walking network.
+    """
+    check_category(category)
+    walk = position_walk(district)
+    at = walk.attach(lon, lat)
+    metres = walk.walk_m(at)
+    rows = session.connection().execute(_TEAMS, {"district": district.name}).all()
+    ranked = []
+    for row in rows:
+        team_id, _, cats, site_id, capacity, active, _, _, n_open = row
+        i = walk.row.get(site_id)
+        m = float(metres[i]) if i is not None else math.inf
+        reasons = []
+        if category not in cats.split(","):
+            reasons.append("category")
+        if not active:
+            reasons.append("inactive")
+        if n_open >= capacity:
+            reasons.append("capacity")
+        if team_id in exclude:
+            reasons.append("declined")
+        if not math.isfinite(m):
+            reasons.append("unreachable")
+        if not (eligible_only and reasons):
+            ranked.append((m, team_id, reasons, row))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    if limit is not None:
+        ranked = ranked[:limit]
+    candidates = [
+        Candidate(
+            team_id=team_id, name=name, categories=cats.split(","), site_id=site_id,
+            site_name=site_name, site_level=level, walk_m=m, walk_minutes=m / walk_m_per_min,
+            capacity=capacity, open_requests=n_open, active=active, reasons=reasons,
+        )
+        for m, team_id, reasons, (_, name, cats, site_id, capacity, active, site_name, level,
+                                  n_open) in ranked
+    ]
+    return Ranking(
+        lon=lon, lat=lat, category=category, access_m=float(at.access_m[0]),
+        walk_m_per_min=walk_m_per_min, candidates=candidates, considered=len(rows),
+    )

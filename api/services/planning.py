@@ -1,0 +1,215 @@
+"""Planning analytics as the CLI and the API report them: residents, categories, gaps, siting."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from api.services.coverage import coverage_summary
+from geo import Coverage, District, coverage
+from geo.categories import CATEGORIES, category
+from geo.coverage import access_stats, category_coverage, category_coverages
+from geo.demand import cell_demand
+from geo.gaps import gaps
+from geo.network import WalkNetwork
+from geo.profiles import Profile, network_for_profile, profile
+from geo.service_areas import covered_area, service_areas
+from geo.siting import coverage_with_extra_sites, read_extra_sites, recommend_sites
+
+
+@lru_cache(maxsize=16)
+def demand(district: District, demand_file: str | None = None) -> gpd.GeoDataFrame:
+    """Residents per cell (bundled estimate, WorldPop dasymetric, or the user's file)."""
+    return cell_demand(district, demand_file=demand_file)
+
+
+@lru_cache(maxsize=16)
+def profile_network(district: District, profile_name: str) -> WalkNetwork:
+    """Return the walking network a profile can use (wheelchair: no steps)."""
+    if profile_name == "standard":
+        return district.network
+    return network_for_profile(district, profile_name)
+
+
+def pace(prof: Profile, walk_m_per_min: float | None) -> float:
+    """Return the pace to use: an explicit one, else the profile's."""
+    return float(walk_m_per_min) if walk_m_per_min else prof.walk_m_per_min
+
+
+@lru_cache(maxsize=64)
+def planning_coverage(
+    district: District,
+    *,
+    minutes: float = 15.0,
+    profile_name: str = "standard",
+    walk_m_per_min: float | None = None,
+    category_code: str | None = None,
+    extra_sites: str | None = None,
+) -> Coverage:
+    """Coverage for a profile, optionally one category and optionally with extra sites."""
+    prof = profile(profile_name)
+    speed = pace(prof, walk_m_per_min)
+    if category_code:
+        category(category_code)
+    if extra_sites:
+        if profile_name != "standard":
+            msg = "--extra-sites is computed on the standard network; drop --profile"
+            raise ValueError(msg)
+        return coverage_with_extra_sites(
+            district, read_extra_sites(extra_sites), category=category_code, minutes=minutes,
+            walk_m_per_min=speed,
+        )
+    net = profile_network(district, profile_name)
+    inside = district.nodes["inside"].to_numpy()
+    if category_code:
+        return category_coverages(
+            net, district.positions, district.cells, teams=district.teams, minutes=minutes,
+            walk_m_per_min=speed, categories=[category_code], inside=inside,
+        )[category_code]
+    return coverage(
+        net, district.positions, district.cells, minutes=minutes, walk_m_per_min=speed,
+        inside=inside,
+    )
+
+
+def residents_summary(district: District, cov: Coverage, dem: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Residents within the limit (F15), weighted mean minutes and Gini, with the method."""
+    pop = dem["population"].reindex(cov.cells.index).fillna(0.0).to_numpy()
+    stats = access_stats(cov.cells["walk_minutes"].to_numpy(), pop, minutes=cov.minutes)
+    return {
+        "residents": round(float(pop.sum()), 1),
+        "residents_within": round(float(pop[cov.cells["covered"].to_numpy()].sum()), 1),
+        **{k: (round(float(v), 4) if isinstance(v, float | np.floating) else v)
+           for k, v in stats.items()},
+        "population_method": dem.attrs.get("population_method", ""),
+        "population_unit": dem.attrs.get("population_unit", ""),
+        "population_note": dem.attrs.get("population_note", ""),
+    }
+
+
+def category_table(
+    district: District,
+    *,
+    minutes: float = 15.0,
+    profile_name: str = "standard",
+    walk_m_per_min: float | None = None,
+    demand_file: str | None = None,
+) -> list[dict[str, Any]]:
+    """Per-category F15, weighted mean minutes and Gini, one row per 8+N category."""
+    prof = profile(profile_name)
+    table = category_coverage(
+        profile_network(district, profile_name), district.positions, district.cells,
+        demand(district, demand_file), teams=district.teams, minutes=minutes,
+        walk_m_per_min=pace(prof, walk_m_per_min),
+    )
+    rows = json.loads(table.reset_index(names="category").to_json(orient="records"))
+    return [dict(r) for r in rows]
+
+
+def gap_areas(
+    district: District,
+    *,
+    minutes: float = 15.0,
+    profile_name: str = "standard",
+    walk_m_per_min: float | None = None,
+    category_code: str | None = None,
+    demand_file: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Uncovered cells dissolved into gap areas, ranked by residents."""
+    cov = planning_coverage(
+        district, minutes=minutes, profile_name=profile_name, walk_m_per_min=walk_m_per_min,
+        category_code=category_code,
+    )
+    return gaps(cov.cells, district.cells, demand(district, demand_file),
+                positions=district.positions, category=category_code)
+
+
+@lru_cache(maxsize=16)
+def district_service_areas(
+    district: District, *, minutes: float = 15.0, profile_name: str = "standard"
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Each position's walking service area and their union."""
+    prof = profile(profile_name)
+    areas = service_areas(
+        profile_network(district, profile_name), district.positions, minutes=minutes,
+        walk_m_per_min=prof.walk_m_per_min,
+    )
+    return areas, covered_area(areas)
+
+
+def recommendations(
+    district: District,
+    *,
+    add: int,
+    category_code: str | None = None,
+    minutes: float = 15.0,
+    method: str = "auto",
+    demand_file: str | None = None,
+) -> pd.DataFrame:
+    """Real places to open as sites, most newly covered residents first (existing kept)."""
+    dem = demand(district, demand_file)
+    weights = dem["population"].reindex(district.cells["cell_id"]).fillna(0.0).to_numpy()
+    return recommend_sites(
+        district, add, weights, category=category_code, method=method,  # type: ignore[arg-type]
+        minutes=minutes,
+    )
+
+
+def to_feature_collection(gdf: gpd.GeoDataFrame, **properties: Any) -> dict[str, Any]:
+    """Return a GeoDataFrame as a GeoJSON dict (WGS84), NaN written as null."""
+    fc: dict[str, Any] = json.loads(gdf.to_crs("EPSG:4326").to_json(drop_id=True, na="null"))
+    fc["properties"] = properties
+    return fc
+
+
+def recommendations_collection(picks: pd.DataFrame) -> dict[str, Any]:
+    """Recommended sites as GeoJSON points with the run's figures."""
+    gdf = gpd.GeoDataFrame(
+        picks, geometry=gpd.points_from_xy(picks["lon"], picks["lat"]), crs="EPSG:4326"
+    )
+    attrs = {str(k): _plain(v) for k, v in picks.attrs.items()}
+    return to_feature_collection(gdf, **attrs, demo=True)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+CATEGORY_NAMES = {c.code: c.name for c in CATEGORIES}
+
+
+def coverage_report(
+    district: District,
+    *,
+    minutes: float = 15.0,
+    walk_m_per_min: float | None = None,
+    profile_name: str = "standard",
+    category_code: str | None = None,
+    extra_sites: str | None = None,
+    demand_file: str | None = None,
+) -> dict[str, Any]:
+    """Return the coverage summary with residents (``coverage --json``, ``/coverage``)."""
+    cov = planning_coverage(
+        district, minutes=minutes, profile_name=profile_name, walk_m_per_min=walk_m_per_min,
+        category_code=category_code, extra_sites=extra_sites,
+    )
+    summary = coverage_summary(district, cov)
+    summary.update(
+        profile=profile_name,
+        category=category_code,
+        extra_sites=extra_sites,
+        residents=residents_summary(district, cov, demand(district, demand_file)),
+    )
+    return summary

@@ -1,0 +1,203 @@
+"""Declare the tables of the dispatch service (SQLite + SpatiaLite or PostgreSQL + PostGIS)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry, WKTElement
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Roles a user may hold.
+ROLES: tuple[str, ...] = ("resident", "dispatcher", "team", "admin")
+#: Lifecycle states of a service request, in the order a request moves through them.
+STATES: tuple[str, ...] = (
+    "submitted", "dispatched", "accepted", "completed", "reviewed", "cancelled"
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Read a stored timestamp as UTC (SQLite hands back naive datetimes)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def point(lon: float, lat: float) -> WKTElement:
+    """Make a WGS84 point for a geometry column."""
+    return WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention (stable constraint names for migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Position(Base):
+    """A practice position: 中心 (center), 所 (township), 站 (community) or 点 (site)."""
+
+    __tablename__ = "positions"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    district: Mapped[str] = mapped_column(String(64), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[str | None] = mapped_column(String(64))
+    categories: Mapped[str] = mapped_column(String(300), doc="comma-separated category codes")
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    demo: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Team(Base):
+    """A volunteer team seated at a practice position."""
+
+    __tablename__ = "teams"
+    __table_args__ = (CheckConstraint("capacity >= 0", name="capacity"),)
+
+    team_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    district: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    categories: Mapped[str] = mapped_column(String(300), doc="comma-separated category codes")
+    site_id: Mapped[str] = mapped_column(ForeignKey("positions.site_id"))
+    capacity: Mapped[int] = mapped_column(Integer, doc="requests it can hold open at once")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    demo: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def serves(self, category: str) -> bool:
+        """Tell whether the team offers a category."""
+        return category in self.categories.split(",")
+
+
+class User(Base):
+    """A user with one role; API tokens are stored only as SHA-256 hashes."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN {_in(ROLES)}", name="role"),
+        CheckConstraint("(role = 'team') = (team_id IS NOT NULL)", name="team_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServiceRequest(Base):
+    """A resident's request for a volunteer service (点单) and where its lifecycle stands."""
+
+    __tablename__ = "service_requests"
+    __table_args__ = (
+        CheckConstraint(f"state IN {_in(STATES)}", name="state"),
+        Index("ix_service_requests_state_team", "state", "team_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district: Mapped[str] = mapped_column(String(64), index=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(64))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    state: Mapped[str] = mapped_column(String(16), default="submitted")
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
+    round: Mapped[int] = mapped_column(Integer, default=0, doc="times it went back to the pool")
+    hours: Mapped[float | None] = mapped_column(Float)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Transition(Base):
+    """One step of a request's lifecycle: the audit trail."""
+
+    __tablename__ = "request_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Review(Base):
+    """A resident's review of a completed request (评单)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint("stars BETWEEN 1 AND 5", name="stars"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), unique=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id"), index=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    stars: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PointsEntry(Base):
+    """Volunteer points a team earned: served hours and review stars (a ledger)."""
+
+    __tablename__ = "volunteer_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"))
+    reason: Mapped[str] = mapped_column(String(16))
+    hours: Mapped[float] = mapped_column(Float, default=0.0)
+    points: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a POST carrying an ``Idempotency-Key``, replayed on retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

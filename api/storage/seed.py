@@ -1,0 +1,79 @@
+"""Load a district's demo registry (中心/所/站/点 and their teams) into the database once."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Connection, func, insert, select
+
+from api.storage.models import Position, Team, point
+from api.storage.session import get_engine, lock_for_migration, migrate
+from geo import District
+
+
+def seed_district(conn: Connection, district: District) -> int:
+    """Insert the district's positions and teams unless it is already there.
+
+    Returns
+    -------
+    int
+        Number of rows written (0 when the district was seeded before).
+    """
+    have = conn.scalar(
+        select(func.count()).select_from(Position).where(Position.district == district.name)
+    )
+    if have:
+        return 0
+    pos = district.positions
+    rows = [
+        {
+            "site_id": str(r.site_id),
+            "district": district.name,
+            "level": str(r.level),
+            "name": str(r.name),
+            "parent_id": None if pd.isna(r.parent_id) else str(r.parent_id),
+            "categories": str(r.categories),
+            "lon": float(r.geometry.x),
+            "lat": float(r.geometry.y),
+            "geom": point(float(r.geometry.x), float(r.geometry.y)),
+            "demo": bool(r.demo),
+        }
+        for r in pos.itertuples()
+    ]
+    teams = [
+        {
+            "team_id": str(t.team_id),
+            "district": district.name,
+            "name": str(t.name),
+            "categories": str(t.category),
+            "site_id": str(t.site_id),
+            "capacity": int(t.capacity),  # type: ignore[arg-type]
+            "active": bool(t.active),
+            "demo": bool(t.demo),
+        }
+        for t in district.teams.itertuples()
+    ]
+    if rows:
+        conn.execute(insert(Position), rows)
+    if teams:
+        conn.execute(insert(Team), teams)
+    return len(rows) + len(teams)
+
+
+_ready: set[tuple[str, str]] = set()
+
+
+def is_prepared(url: str, district: str) -> bool:
+    """Tell whether this process has migrated the database and seeded the district."""
+    return (url, district) in _ready
+
+
+def prepare_database(url: str, district: District) -> None:
+    """Migrate the database and seed the district, once per process (safe across processes)."""
+    key = (url, district.name)
+    if key in _ready:
+        return
+    migrate(url)
+    with get_engine(url).begin() as conn:
+        lock_for_migration(conn)
+        seed_district(conn, district)
+    _ready.add(key)

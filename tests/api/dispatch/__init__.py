@@ -1,0 +1,1 @@
+"""Tests of the dispatch service (storage, lifecycle, matching, reliability)."""

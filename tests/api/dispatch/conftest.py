@@ -1,0 +1,114 @@
+"""Fixtures of the dispatch tests, parametrized over SQLite + SpatiaLite and PostgreSQL + PostGIS.
+
+PostGIS comes from ``scripts/postgres.sh start`` (run once per session, with a database of its
+own that is dropped afterwards). If the script fails, the PostGIS tests fail: they are skipped only
+when ``PRACTICE_CIRCLE_SKIP_POSTGIS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import geo
+from api.storage.seed import prepare_database
+from api.storage.session import dispose_all
+from tests.api.dispatch.helpers import ROOT, Actors, reset
+
+BACKENDS = ["sqlite", "postgis"]
+SCRIPT = ROOT / "scripts" / "postgres.sh"
+
+
+def _script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+@pytest.fixture(scope="session")
+def postgis_url() -> Iterator[str]:
+    """A fresh database on the project's throwaway PostgreSQL + PostGIS cluster."""
+    if os.environ.get("PRACTICE_CIRCLE_SKIP_POSTGIS") == "1":
+        pytest.skip("PRACTICE_CIRCLE_SKIP_POSTGIS=1")
+    was_running = _script("status").returncode == 0
+    name = f"pc_test_{os.getpid()}"
+    res = _script("start", name)
+    if res.returncode != 0:
+        pytest.fail(f"scripts/postgres.sh start failed ({res.returncode}):\n{res.stderr}")
+    url = res.stdout.strip().splitlines()[-1]
+    yield url
+    dispose_all()
+    import psycopg
+
+    admin = url.rsplit("/", 1)[0].replace("postgresql+psycopg", "postgresql") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if not was_running:
+        _script("stop")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    district: geo.District,
+) -> str:
+    """A migrated and seeded database of each backend (one per session)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'practice.db'}"
+    else:
+        url = request.getfixturevalue("postgis_url")
+    prepare_database(url, district)
+    return url
+
+
+@pytest.fixture
+def db(db_url: str, district: geo.District) -> str:
+    """The backend's database, emptied of users, requests and test teams."""
+    reset(db_url, district)
+    return db_url
+
+
+@pytest.fixture
+def actors(db: str, district: geo.District) -> Actors:
+    return Actors(db, district)
+
+
+@pytest.fixture(scope="session")
+def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
+    """The real app (lifespan included) on the backend's database."""
+    from api.main import create_app
+    from api.settings import Settings, get_settings
+
+    old = os.environ.get("PRACTICE_CIRCLE_DATABASE_URL")
+    os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = db_url
+    get_settings.cache_clear()
+    try:
+        settings = Settings()
+        app = create_app()
+        app.dependency_overrides[get_settings] = lambda: settings
+        client = TestClient(app)
+        client.__enter__()
+    finally:
+        if old is None:
+            os.environ.pop("PRACTICE_CIRCLE_DATABASE_URL", None)
+        else:
+            os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = old
+        get_settings.cache_clear()
+    yield client
+    client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(app_client: TestClient, db: str) -> TestClient:
+    """The app on an emptied database."""
+    return app_client
+
+
+@pytest.fixture
+def backend(db_url: str) -> str:
+    return "sqlite" if db_url.startswith("sqlite") else "postgis"

@@ -1,0 +1,181 @@
+"""Races and a crash through a real uvicorn server (two worker processes), SQLite and PostGIS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+import geo
+from api.storage.models import ServiceRequest
+from api.storage.session import get_engine, session_maker
+from tests.api.dispatch.helpers import Actors, Server, new_request, reset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(
+    db_url: str, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
+    srv = Server(url=db_url, cache=cache_dir, log=log, workers=2).start()
+    yield srv
+    srv.stop()
+
+
+def race(n: int, call: Callable[[httpx.Client, int], httpx.Response]) -> list[httpx.Response]:
+    """Run ``n`` calls at the same moment, each on its own connection."""
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> httpx.Response:
+        with httpx.Client(timeout=60) as c:
+            barrier.wait()
+            return call(c, i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_twenty_teams_accept_one_request(
+    server: Server, db: str, district: geo.District
+) -> None:
+    actors = Actors(db, district)
+    tokens = [actors.team(actors.new_team("elderly")) for _ in range(20)]
+    resident = actors.resident()
+    r = httpx.post(server.base + "/requests", json=new_request("elderly"), headers=resident)
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+
+    answers = race(20, lambda c, i: c.post(f"{server.base}/requests/{rid}/accept",
+                                           headers=tokens[i]))
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {200: 1, 409: 19}, [a.text for a in answers if a.status_code != 409]
+    for a in answers:
+        if a.status_code == 409:
+            body = a.json()
+            assert body["code"] == "invalid_transition" and body["state"] == "accepted"
+    winner = next(a for a in answers if a.status_code == 200).json()["team"]["team_id"]
+    final = httpx.get(f"{server.base}/requests/{rid}", headers=resident).json()
+    assert final["state"] == "accepted" and final["team"]["team_id"] == winner
+    assert [h["action"] for h in final["history"]] == ["create", "accept"]
+
+
+def test_one_team_never_exceeds_its_capacity(
+    server: Server, db: str, district: geo.District
+) -> None:
+    actors = Actors(db, district)
+    team = actors.team(actors.new_team("legal", capacity=2))
+    resident = actors.resident()
+    ids = [httpx.post(server.base + "/requests", json=new_request("legal"),
+                      headers=resident).json()["id"] for _ in range(10)]
+    answers = race(10, lambda c, i: c.post(f"{server.base}/requests/{ids[i]}/accept",
+                                           headers=team))
+    assert Counter(a.status_code for a in answers) == {200: 2, 409: 8}
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"team_unavailable"}
+
+
+def test_concurrent_auto_dispatch_fills_each_team_once(
+    server: Server, db: str, district: geo.District
+) -> None:
+    actors = Actors(db, district)
+    actors.set_demo_teams_active(False)
+    sites = district.positions.iloc[[0, len(district.positions) // 2, -1]]
+    for site_id in sites["site_id"]:
+        actors.new_team("culture", site_id=str(site_id), capacity=1)
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    ids = []
+    for i in range(9):  # near each team in turn: every dispatcher prefers another order
+        p = sites.geometry.iloc[i % 3]
+        r = httpx.post(server.base + "/requests", headers=resident,
+                       json=new_request("culture", lon=p.x, lat=p.y))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    answers = race(9, lambda c, i: c.post(f"{server.base}/requests/{ids[i]}/dispatch",
+                                          headers=dispatcher))
+    assert Counter(a.status_code for a in answers) == {200: 3, 409: 6}, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"no_eligible_team"}
+    assert len({a.json()["team"]["team_id"] for a in answers if a.status_code == 200}) == 3
+
+
+def test_concurrent_retries_of_one_key_create_once(
+    server: Server, db: str, district: geo.District
+) -> None:
+    actors = Actors(db, district)
+    resident = actors.resident() | {"Idempotency-Key": "same-key"}
+    answers = race(12, lambda c, i: c.post(server.base + "/requests", json=new_request(),
+                                           headers=resident))
+    assert {a.status_code for a in answers} == {201}
+    bodies: list[dict[str, Any]] = [a.json() for a in answers]
+    assert len({b["id"] for b in bodies}) == 1
+    assert len({a.headers["location"] for a in answers}) == 1
+    listed = httpx.get(server.base + "/requests", headers=resident).json()
+    assert listed["count"] == 1
+    reset(db, district)
+
+
+def test_sigkill_while_creating_loses_no_acknowledged_request(
+    server: Server, db: str, district: geo.District, backend: str
+) -> None:
+    """Runs last in the module: it kills the module's server and leaves a restarted one."""
+    actors = Actors(db, district)
+    resident = actors.resident()
+    acked: dict[str, int] = {}  # description -> id, for every 201
+    unanswered: list[str] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=server.base, timeout=30, headers=resident) as c:
+            i = 0
+            while not stop.is_set():
+                desc = f"crash-{n}-{i}"
+                i += 1
+                try:
+                    r = c.post("/requests", json=new_request(description=desc),
+                               headers={"Idempotency-Key": desc})
+                except httpx.HTTPError:
+                    with lock:
+                        unanswered.append(desc)
+                    return
+                assert r.status_code == 201, r.text
+                with lock:
+                    acked[desc] = r.json()["id"]
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while len(acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.kill()  # SIGKILL mid-stream: no shutdown, no flush
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(acked) >= 60
+
+    if backend == "sqlite":
+        with get_engine(db).connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    server.restart()
+    with httpx.Client(base_url=server.base, timeout=30, headers=resident) as c:
+        for desc, rid in acked.items():
+            r = c.get(f"/requests/{rid}")
+            assert r.status_code == 200 and r.json()["description"] == desc
+        # A request whose answer was lost is retried with its key: it exists exactly once.
+        for desc in unanswered:
+            r = c.post("/requests", json=new_request(description=desc),
+                       headers={"Idempotency-Key": desc})
+            assert r.status_code == 201, r.text
+    with session_maker(db)() as s:
+        for desc in [*acked, *unanswered]:
+            n = s.scalar(select(func.count()).select_from(ServiceRequest)
+                         .where(ServiceRequest.description == desc))
+            assert n == 1, desc

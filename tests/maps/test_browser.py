@@ -1,0 +1,473 @@
+"""The practice map in a real browser (Debian's chromium) against a real uvicorn server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+import geo
+from maps import assets
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update"]
+EVIL = "<img src=x onerror=alert(1)>"
+INJECTED = "注入测试区"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _inject(cache_dir: Path, cache: Path) -> None:
+    """Copy the session district, plus a copy named INJECTED with one position renamed EVIL."""
+    src = cache_dir / "districts" / geo.DEFAULT_DISTRICT
+    shutil.copytree(src, cache / "districts" / geo.DEFAULT_DISTRICT)
+    for f in cache_dir.glob("*.parquet"):
+        shutil.copy(f, cache / f.name)
+    evil = cache / "districts" / INJECTED
+    shutil.copytree(src, evil)
+    pos = gpd.read_parquet(evil / "positions.parquet")
+    i = pos.index[pos["level"] == "community"][0]
+    old = pos.at[i, "name"]
+    pos.at[i, "name"] = EVIL
+    pos.to_parquet(evil / "positions.parquet")
+    teams = pd.read_parquet(evil / "teams.parquet")
+    teams["name"] = teams["name"].str.replace(old, EVIL, regex=False)
+    teams.to_parquet(evil / "teams.parquet")
+    meta = json.loads((evil / "meta.json").read_text())
+    meta["name"] = INJECTED
+    (evil / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+
+@pytest.fixture(scope="module")
+def server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``practice-circle serve``: uvicorn in a subprocess on a free port."""
+    if assets.missing_assets():
+        pytest.fail("map assets missing: run `npm ci` at the repository root")
+    cache = tmp_path_factory.mktemp("map-browser-cache")
+    _inject(cache_dir, cache)
+    port = _free_port()
+    env = {**os.environ, "PRACTICE_CIRCLE_CACHE": str(cache),
+           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT}
+    log = (cache / "uvicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                _get(base + "/health")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.close()
+                    pytest.fail("uvicorn did not start:\n"
+                                + (cache / "uvicorn.log").read_text()[-3000:])
+                time.sleep(0.25)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class Visit:
+    """A page with everything it logged and every request it made."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    @property
+    def external(self) -> list[str]:
+        return [u for u in self.requests
+                if not u.startswith(("http://127.0.0.1:", "data:", "blob:"))]
+
+
+@pytest.fixture
+def visit(browser: Any, server: str) -> Iterator[Any]:
+    contexts = []
+
+    def open_(path: str = "/map", *, width: int = 1280, height: int = 800,
+              **context: Any) -> Visit:
+        ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                  **context)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        v = Visit(page)
+        page.on("console", lambda m: v.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: v.errors.append(f"pageerror: {e}"))
+        page.on("request", lambda r: v.requests.append(r.url))
+
+        def on_dialog(d: Any) -> None:
+            v.dialogs.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.goto(server + path)
+        page.wait_for_function("window.practiceMap && window.practiceMap.ready === true",
+                               timeout=20000)
+        return v
+
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+
+
+def _non_blank(v: Visit, png: bytes) -> float:
+    """Standard deviation of the screenshot's grey levels (0 for a blank page)."""
+    data = base64.b64encode(png).decode()
+    page = v.page.context.new_page()
+    try:
+        return float(page.evaluate(
+            """async (src) => {
+                const img = new Image();
+                img.src = 'data:image/png;base64,' + src;
+                await img.decode();
+                const c = document.createElement('canvas');
+                c.width = img.width; c.height = img.height;
+                const g = c.getContext('2d');
+                g.drawImage(img, 0, 0);
+                const d = g.getImageData(0, 0, c.width, c.height).data;
+                let n = 0, s = 0, s2 = 0;
+                for (let i = 0; i < d.length; i += 16) {
+                    const y = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+                    n++; s += y; s2 += y * y;
+                }
+                return Math.sqrt(s2 / n - (s / n) ** 2);
+            }""", data))
+    finally:
+        page.close()
+
+
+def _screenshot(v: Visit, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = v.page.screenshot(path=str(ARTIFACTS / name))
+    assert _non_blank(v, png) > 20, f"{name} looks blank"
+
+
+def _map_point(v: Visit) -> tuple[float, float]:
+    """A point on the map's own surface (not on a marker, cluster or control) near its middle."""
+    point = v.page.evaluate(
+        """() => {
+            const box = window.practiceMap.map.getContainer().getBoundingClientRect();
+            for (let r = 0; r < 200; r += 12) {
+                for (let a = 0; a < 360; a += 30) {
+                    const x = box.left + box.width / 2 + r * Math.cos(a * Math.PI / 180);
+                    const y = box.top + box.height / 2 + r * Math.sin(a * Math.PI / 180);
+                    const el = document.elementFromPoint(x, y);
+                    if (el && !el.closest('.leaflet-marker-icon, .leaflet-control')) {
+                        return [x, y];
+                    }
+                }
+            }
+            return null;
+        }""")
+    assert point, "no free spot on the map"
+    return float(point[0]), float(point[1])
+
+
+def test_map_lights_up_offline_with_every_position(visit: Any, server: str) -> None:
+    v = visit("/map")
+    page = v.page
+    n_sites = len(_get(server + "/sites")["features"])
+    assert n_sites > 0
+    assert page.evaluate("practiceMap.visibleCount()") == n_sites
+    count = page.locator("#pc-count")
+    assert count.get_attribute("data-visible") == str(n_sites)
+    assert count.get_attribute("data-total") == str(n_sites)
+    assert f"显示 {n_sites} / {n_sites} 个阵地" in count.inner_text()
+    # clustered when zoomed out: fewer icons than positions, and every one accounted for
+    icons = page.evaluate("""() => {
+        let n = 0;
+        document.querySelectorAll('.pc-cluster').forEach(c => n += Number(c.textContent));
+        return [document.querySelectorAll('.pc-cluster').length,
+                n + document.querySelectorAll('.pc-marker').length];
+    }""")
+    assert icons[0] > 0 and icons[1] <= n_sites
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    attribution = page.locator(".leaflet-control-attribution")
+    assert attribution.is_visible() and "© OpenStreetMap contributors" in attribution.inner_text()
+    assert page.locator(".pc-demo").is_visible()
+    assert page.locator(".pc-demo").inner_text() == "示例数据"
+    # the offline basemap was drawn into its own canvas; no tile was asked for
+    assert page.locator(".leaflet-pc-base-pane canvas").count() == 1
+    assert not [u for u in v.requests if "tile" in u]
+    page.wait_for_timeout(300)
+    assert v.errors == []
+    assert v.external == []
+    _screenshot(v, "map-1280.png")
+
+
+def test_phone_width(visit: Any) -> None:
+    v = visit("/map", width=360, height=740)
+    page = v.page
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 360
+    box = page.locator(".pc-map").bounding_box()
+    assert box["width"] == 360 and box["height"] >= 300
+    for sel in ("#pc-search", "#pc-category", "#pc-locate", "#pc-large"):
+        b = page.locator(sel).bounding_box()
+        assert b and b["x"] >= 0 and b["x"] + b["width"] <= 360, sel
+    assert v.errors == [] and v.external == []
+    _screenshot(v, "map-360.png")
+
+
+def test_search_narrows_and_lists(visit: Any, server: str) -> None:
+    v = visit("/map")
+    page = v.page
+    n_sites = len(_get(server + "/sites")["features"])
+    page.fill("#pc-search", "小区")
+    results = page.locator("#pc-results .pc-item-name")
+    n = results.count()
+    assert 0 < n < n_sites
+    assert all("小区" in t for t in results.all_inner_texts())
+    assert page.evaluate("practiceMap.visibleCount()") == n
+    assert page.locator("#pc-count").get_attribute("data-visible") == str(n)
+    page.locator("#pc-results .pc-item").first.click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert results.all_inner_texts()[0] in popup.inner_text()
+    for label in ("层级：", "服务类别：", "开放时间：未知", "示例数据"):
+        assert label in popup.inner_text()
+    page.fill("#pc-search", "没有这样的名字")
+    assert "没有名称包含" in page.locator("#pc-results").inner_text()
+    assert page.evaluate("practiceMap.visibleCount()") == 0
+    page.fill("#pc-search", "")
+    assert page.evaluate("practiceMap.visibleCount()") == n_sites
+    assert v.errors == [] and v.external == []
+
+
+def test_category_and_level_filters(visit: Any, server: str) -> None:
+    v = visit("/map")
+    page = v.page
+    legal = len(_get(server + "/sites?category=legal")["features"])
+    page.select_option("#pc-category", "legal")
+    assert page.evaluate("practiceMap.visibleCount()") == legal
+    page.select_option("#pc-category", "")
+    sites = len(_get(server + "/sites?level=site")["features"])
+    total = page.evaluate("practiceMap.siteCount()")
+    page.locator('#pc-levels input[data-level="site"]').uncheck()
+    assert page.evaluate("practiceMap.visibleCount()") == total - sites
+    assert v.errors == [] and v.external == []
+
+
+def _nearest_from_ui(page: Any) -> list[dict[str, str]]:
+    page.locator("#pc-nearest-list .pc-item").first.wait_for()
+    return page.evaluate("""() => [...document.querySelectorAll('#pc-nearest-list .pc-item')]
+        .map(b => ({id: b.dataset.siteId, name: b.querySelector('.pc-item-name').textContent,
+                    walk: b.querySelector('.pc-item-walk').textContent}))""")
+
+
+def test_click_shows_nearest_like_the_api(visit: Any, server: str) -> None:
+    v = visit("/map")
+    page = v.page
+    x, y = _map_point(v)
+    expected = page.evaluate(
+        "([x, y]) => { const p = practiceMap.map.containerPointToLatLng(practiceMap.map"
+        ".mouseEventToContainerPoint({clientX: x, clientY: y})); return [p.lng, p.lat]; }",
+        [x, y])
+    page.mouse.click(x, y)
+    ui = _nearest_from_ui(page)
+    q = page.evaluate("practiceMap.lastQuery()")
+    assert abs(q["lon"] - expected[0]) < 1e-4 and abs(q["lat"] - expected[1]) < 1e-4
+    api = _get(server + "/nearest?" + urllib.parse.urlencode(
+        {"lon": q["lon"], "lat": q["lat"], "limit": 3}))["features"]
+    assert [u["id"] for u in ui] == [f["properties"]["site_id"] for f in api]
+    first = api[0]["properties"]
+    assert ui[0]["name"] == first["name"]
+    assert ui[0]["walk"].startswith(f"步行 {first['minutes']} 分钟")
+    # the route is drawn, with the starting point labelled
+    assert page.locator(".leaflet-pc-route-pane canvas").count() == 1
+    assert page.locator(".pc-me").inner_text() == "出发点"
+    assert v.errors == [] and v.external == []
+
+
+def test_locate_me(visit: Any, server: str) -> None:
+    lon, lat = 112.5617, 37.8006
+    v = visit("/map", width=360, height=740, permissions=["geolocation"],
+              geolocation={"longitude": lon, "latitude": lat})
+    page = v.page
+    page.click("#pc-locate")
+    ui = _nearest_from_ui(page)
+    api = _get(server + "/nearest?" + urllib.parse.urlencode({"lon": lon, "lat": lat}))
+    first = api["features"][0]["properties"]
+    assert ui[0]["id"] == first["site_id"]
+    assert ui[0]["walk"].startswith(f"步行 {first['minutes']} 分钟")
+    assert "从您的位置" in page.locator("#pc-nearest-from").inner_text()
+    assert v.errors == [] and v.external == []
+
+
+_MEASURE = """() => {
+    const visible = el => {
+        const r = el.getBoundingClientRect();
+        const s = getComputedStyle(el);
+        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'
+            && r.bottom > 0 && r.top < innerHeight;
+    };
+    const targets = [...document.querySelectorAll(
+        '#pc-panel button, #pc-panel input:not([type=checkbox]), #pc-panel select, ' +
+        '#pc-panel summary, .pc-level, .leaflet-bar a, .leaflet-control-layers-toggle, ' +
+        '.leaflet-popup-close-button')].filter(visible).map(el => {
+            const r = el.getBoundingClientRect();
+            return {what: el.id || el.className || el.tagName, w: r.width, h: r.height};
+        });
+    const small = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const t = walker.currentNode;
+        if (!t.textContent.trim()) continue;
+        const el = t.parentElement;
+        if (!el || !visible(el) || el.closest('svg, script, style, .leaflet-control-layers-list'))
+            continue;
+        const size = parseFloat(getComputedStyle(el).fontSize);
+        if (size < 18) small.push([t.textContent.trim().slice(0, 20), size]);
+    }
+    const lum = c => {
+        const m = c.match(/[\\d.]+/g).map(Number);
+        const f = v => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        };
+        return [0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]), m.length > 3 ? m[3] : 1];
+    };
+    const background = el => {
+        for (let e = el; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor;
+            if (lum(bg)[1] > 0.5) return bg;
+        }
+        return 'rgb(255, 255, 255)';
+    };
+    const poor = [];
+    document.querySelectorAll('#pc-panel *').forEach(el => {
+        if (!visible(el) || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+            return;
+        const fg = lum(getComputedStyle(el).color)[0], bg = lum(background(el))[0];
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        if (ratio < 4.5) poor.push([el.textContent.trim().slice(0, 20), ratio]);
+    });
+    return {targets, small, poor};
+}"""
+
+
+def test_large_mode_targets_text_and_contrast(visit: Any) -> None:
+    v = visit("/map", width=360, height=740)
+    page = v.page
+    page.click("#pc-large")
+    assert page.get_attribute("#pc-large", "aria-pressed") == "true"
+    page.fill("#pc-search", "小区")
+    page.click("#pc-collapse")
+    page.click("#pc-collapse")
+    page.wait_for_timeout(200)
+    measured = page.evaluate(_MEASURE)
+    assert len(measured["targets"]) >= 8
+    tiny = [t for t in measured["targets"] if t["w"] < 44 or t["h"] < 44]
+    assert tiny == []
+    assert measured["small"] == []
+    assert measured["poor"] == []
+    # markers grow to touch size too
+    sizes = page.evaluate("""() => [...document.querySelectorAll('.pc-marker')]
+        .map(m => Math.min(m.offsetWidth, m.offsetHeight))""")
+    assert sizes and min(sizes) >= 44
+    _screenshot(v, "map-360-large.png")
+    # the layer control, opened, has big rows too
+    page.hover(".leaflet-control-layers")
+    page.locator(".leaflet-control-layers-list").wait_for()
+    rows = page.evaluate("""() => [...document.querySelectorAll('.leaflet-control-layers label')]
+        .map(l => [l.getBoundingClientRect().height, parseFloat(getComputedStyle(l).fontSize)])""")
+    assert rows and all(h >= 44 and size >= 18 for h, size in rows)
+    assert v.errors == [] and v.external == []
+
+
+def test_osm_names_show_as_text(visit: Any) -> None:
+    v = visit("/map?district=" + urllib.parse.quote(INJECTED))
+    page = v.page
+    page.fill("#pc-search", "<img")
+    item = page.locator("#pc-results .pc-item-name")
+    assert item.count() == 1 and item.inner_text() == EVIL
+    page.locator("#pc-results .pc-item").click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert EVIL in popup.inner_text()  # the name and its teams, as text
+    assert popup.locator("img").count() == 0
+    assert page.locator(".pc-marker[title^='<img']").count() == 1
+    assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+    page.wait_for_timeout(300)
+    assert v.dialogs == []
+    assert v.errors == [] and v.external == []
+
+
+def test_planner_layers_load_when_toggled(visit: Any) -> None:
+    v = visit("/map")
+    page = v.page
+    planner = ("coverage/cells", "service-areas", "gaps", "recommendations")
+    assert not [u for u in v.requests if any(p in u for p in planner)]  # lazy
+    page.hover(".leaflet-control-layers")
+    page.get_by_text("规划 · 步行时间网格").click()
+    status = page.locator('#pc-layer-status li[data-layer="cells"]')
+    status.wait_for()
+    page.wait_for_function(
+        "document.querySelector('#pc-layer-status li[data-layer=\"cells\"]').textContent"
+        ".includes('已加载')")
+    assert page.locator("#pc-cells-legend").is_visible()
+    for key, label in (("serviceAreas", "规划 · 15分钟服务范围"), ("gaps", "规划 · 服务缺口与居民"),
+                       ("recommendations", "规划 · 推荐新址")):
+        page.get_by_text(label).click()
+        page.wait_for_function(
+            f"['loaded', 'missing', 'failed'].includes(document.querySelector("
+            f"'#pc-layer-status li[data-layer=\"{key}\"]').dataset.state)")
+        li = page.locator(f'#pc-layer-status li[data-layer="{key}"]')
+        state = li.get_attribute("data-state")
+        assert state in {"loaded", "missing"}, li.inner_text()
+        if state == "missing":
+            assert "暂未开放" in li.inner_text()
+    # a 404 of a layer not built yet logs a failed resource load, and nothing else
+    assert [e for e in v.errors if "404" not in e] == []
+    assert v.external == []
