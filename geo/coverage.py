@@ -152,7 +152,7 @@ def walk_minutes(
             "walk_minutes": nodes.walk_m / walk_m_per_min,
             "nearest": nodes.source,
         },
-        index=pd.Index(network.node_ids, name="osmid"),
+        index=network.node_index,
     )
 
 
@@ -226,7 +226,7 @@ def coverage(
             "covered": nodes.walk_m <= limit,
             "inside": np.ones(network.n_nodes, bool) if inside is None else np.asarray(inside),
         },
-        index=pd.Index(network.node_ids, name="osmid"),
+        index=network.node_index,
     )
     at = network.attach(cells["lon"].to_numpy(), cells["lat"].to_numpy())
     cell_m, cell_src = position_walk(network, nodes, at, sources)

@@ -229,6 +229,11 @@ class WalkNetwork:
             (pairs.w.to_numpy(), (pairs.a.to_numpy(), pairs.b.to_numpy())), shape=(n, n)
         )
 
+    @cached_property
+    def node_index(self) -> pd.Index:
+        """Node ids as a pandas index named ``osmid`` (shared by every result, never modified)."""
+        return pd.Index(self.node_ids, name="osmid")
+
     @property
     def n_nodes(self) -> int:
         """Number of nodes."""
