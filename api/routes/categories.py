@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.schemas_dispatch import CategoryList
+from api.schemas.dispatch import CategoryList
 from api.services.team_views import categories_list
 
 router = APIRouter(tags=["categories"])

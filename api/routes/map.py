@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import DistrictDep
 from api.errors import ApiError
-from api.schemas import FeatureCollection
+from api.schemas.places import FeatureCollection
 from api.services.map_data import Body, basemap_body, coverage_cells, page_body, sites_body
 from api.services.nearest import nearest_positions
 from geo import DEFAULT_WALK_M_PER_MIN

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import DistrictDep
-from api.schemas import CoveragePublic, FeatureCollection
+from api.schemas.places import CoveragePublic, FeatureCollection
 from api.services.planning import coverage_report
 from api.services.sites import sites_geojson
 

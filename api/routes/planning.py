@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
 
 from api.deps import DistrictDep
-from api.schemas import FeatureCollection
+from api.schemas.places import FeatureCollection
+from api.schemas.planning import CategoryTable, PlanningParams
 from api.services import planning
 
 router = APIRouter(tags=["planning"])
-
-
-class PlanningParams(BaseModel):
-    """Query parameters shared by the planning routes."""
-
-    minutes: float = 15.0
-    profile: str = "standard"
-    category: str | None = None
 
 
 def planning_params(
@@ -34,30 +26,6 @@ def planning_params(
 
 
 ParamsDep = Annotated[PlanningParams, Depends(planning_params)]
-
-
-class CategoryRow(BaseModel):
-    """Residents' access to one service category."""
-
-    category: str
-    name: str
-    positions: int
-    residents: float
-    residents_covered: float
-    f15: float
-    mean_minutes: float | None
-    gini: float | None
-    unreachable_share: float
-
-
-class CategoryTable(BaseModel):
-    """Per-category coverage of a district."""
-
-    district: str
-    minutes: float
-    profile: str
-    population_method: str
-    categories: list[CategoryRow]
 
 
 @router.get("/coverage/categories", response_model=CategoryTable)

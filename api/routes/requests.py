@@ -7,15 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import DistrictDep
-from api.deps_dispatch import (
+from api.deps import (
+    DistrictDep,
     IdempotencyKeyDep,
     ReaderDep,
     ReadSessionDep,
     SessionDep,
     WriterDep,
 )
-from api.schemas_dispatch import (
+from api.schemas.dispatch import (
     CompleteBody,
     DispatchBody,
     NoteBody,

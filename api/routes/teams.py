@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import DistrictDep
-from api.deps_dispatch import LookupSessionDep
-from api.schemas_dispatch import Leaderboard, TeamRanking
+from api.deps import DistrictDep, LookupSessionDep
+from api.schemas.dispatch import Leaderboard, TeamRanking
 from api.services.dispatch import leaderboard as leaderboard_of
 from api.services.team_views import nearest_teams
 

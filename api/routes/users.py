@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps_dispatch import ReaderDep
-from api.schemas_dispatch import UserPublic
+from api.deps import ReaderDep
+from api.schemas.dispatch import UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
 

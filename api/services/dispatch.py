@@ -25,7 +25,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.schemas_dispatch import (
+from api.schemas.dispatch import (
     DispatchBody,
     RequestCreate,
     RequestPublic,
