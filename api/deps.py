@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -19,23 +18,38 @@ from api.storage.seed import is_prepared, prepare_database
 from api.storage.session import session_maker
 from geo import District, get_district
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Dependencies are async where they do no blocking work: FastAPI runs a sync dependency in a
+# worker thread, and that hop costs more than the lookups on the hot routes.
+async def settings_dep() -> Settings:
+    """Return the process-wide settings."""
+    return get_settings()
 
 
-@lru_cache(maxsize=8)
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+_loaded: dict[tuple[str, str], District] = {}
+
+
 def load_district(name: str, cache: str) -> District:
     """Load (or build once) a district; kept in memory for the life of the process."""
-    return get_district(name, cache_dir=Path(cache))
+    key = (name, cache)
+    if key not in _loaded:
+        _loaded[key] = get_district(name, cache_dir=Path(cache))
+    return _loaded[key]
 
 
-def current_district(
+async def current_district(
     settings: SettingsDep,
     district: Annotated[
         str | None, Query(description="District name (default: the served district)")
     ] = None,
 ) -> District:
     """Resolve the ``district`` query parameter to a loaded district."""
-    return load_district(district or settings.district, str(settings.cache))
+    key = (district or settings.district, str(settings.cache))
+    if key in _loaded:
+        return _loaded[key]
+    # Loading (or building) reads files: keep it off the event loop.
+    return await run_in_threadpool(load_district, *key)
 
 
 DistrictDep = Annotated[District, Depends(current_district)]

@@ -81,6 +81,7 @@ def actors(db: str, district: geo.District) -> Actors:
 @pytest.fixture(scope="session")
 def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
     """The real app (lifespan included) on the backend's database."""
+    from api.deps import settings_dep
     from api.main import create_app
     from api.settings import Settings, get_settings
 
@@ -90,7 +91,7 @@ def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
     try:
         settings = Settings()
         app = create_app()
-        app.dependency_overrides[get_settings] = lambda: settings
+        app.dependency_overrides[settings_dep] = lambda: settings
         client = TestClient(app)
         client.__enter__()
     finally:
