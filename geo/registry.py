@@ -49,6 +49,19 @@ _KIND_CATEGORIES: dict[str, tuple[str, ...]] = {
     "residential": ("environment", "elderly", "neighbourhood", "legal"),
 }
 _MAX_TOWNSHIPS = 15
+POSITION_COLUMNS = (
+    "site_id",
+    "level",
+    "level_zh",
+    "name",
+    "osm_id",
+    "kind",
+    "parent_id",
+    "categories",
+    "demo",
+    "geometry",
+)
+TEAM_COLUMNS = ("team_id", "name", "category", "site_id", "capacity", "active", "demo")
 
 
 def district_seed(name: str, seed: int = 15) -> int:
@@ -117,24 +130,11 @@ def demo_registry(
         gov = pl.index.to_numpy()
     if len(gov) == 0:
         empty = gpd.GeoDataFrame(
-            columns=[
-                "site_id",
-                "level",
-                "level_zh",
-                "name",
-                "osm_id",
-                "kind",
-                "parent_id",
-                "categories",
-                "demo",
-                "geometry",
-            ],
+            columns=list(POSITION_COLUMNS),
             geometry="geometry",
             crs="EPSG:4326",
         )
-        return empty, pd.DataFrame(
-            columns=["team_id", "name", "category", "site_id", "capacity", "active", "demo"]
-        )
+        return empty, pd.DataFrame(columns=list(TEAM_COLUMNS))
     if seat is not None:
         seat_m = gpd.GeoSeries([seat], crs="EPSG:4326").to_crs(crs).iloc[0]
         center = int(gov[np.argmin(shapely.distance(metric[gov], seat_m))])
@@ -144,9 +144,7 @@ def demo_registry(
     townships = named_gov[:_MAX_TOWNSHIPS]
     communities = [int(i) for i in pl.index[pl.kind == "residential"] if pl.at[i, "name"]]
     # Only named places become 点; unnamed ones (and offices) stay candidates for new sites.
-    sites = [
-        int(i) for i in pl.index[pl.kind.isin(SITE_KINDS)] if i != center and pl.at[i, "name"]
-    ]
+    sites = [int(i) for i in pl.index[pl.kind.isin(SITE_KINDS)] if i != center and pl.at[i, "name"]]
 
     level = pd.Series("", index=pl.index)
     level[center] = "center"
@@ -199,23 +197,9 @@ def demo_registry(
     pos["categories"] = cats
     pos["level_zh"] = pos["level"].map(LEVELS)
     pos["demo"] = True
-    pos = pos.rename(columns={"label": "display_name"})
-    pos["name"] = pos["display_name"]
+    pos["name"] = pos["label"]
     positions = gpd.GeoDataFrame(
-        pos[
-            [
-                "site_id",
-                "level",
-                "level_zh",
-                "name",
-                "osm_id",
-                "kind",
-                "parent_id",
-                "categories",
-                "demo",
-                "geometry",
-            ]
-        ].reset_index(drop=True),
+        pos[list(POSITION_COLUMNS)].reset_index(drop=True),
         geometry="geometry",
         crs="EPSG:4326",
     )
@@ -250,6 +234,4 @@ def demo_teams(positions: gpd.GeoDataFrame, rng: np.random.Generator) -> pd.Data
                     "demo": True,
                 }
             )
-    return pd.DataFrame(
-        rows, columns=["team_id", "name", "category", "site_id", "capacity", "active", "demo"]
-    )
+    return pd.DataFrame(rows, columns=list(TEAM_COLUMNS))
