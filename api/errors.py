@@ -19,6 +19,7 @@ from api.services.dispatch_errors import (
     TeamUnavailableError,
     UnauthorizedError,
 )
+from api.services.sites import InvalidLevelError
 from geo import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
 from geo._errors import DemandFileError, SitingError, UnknownProfileError
 
@@ -46,6 +47,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     OutOfAreaError: (422, "out_of_area", "位置不在服务区域内"),
     OSMDataError: (422, "bad_osm_data", "OSM 数据无法使用"),
     UnknownProfileError: (422, "unknown_profile", "未知的步行类型"),
+    InvalidLevelError: (422, "unknown_level", "未知的阵地层级"),
     SitingError: (422, "bad_siting_request", "选址请求无法满足"),
     DemandFileError: (422, "bad_demand_file", "人口数据文件无法使用"),
     # Dispatch (api/services/dispatch_errors.py); their ``extra`` joins the problem body.

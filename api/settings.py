@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: str = "change-me-in-production-practice-circle"
 
     @property
     def resolved_database_url(self) -> str:

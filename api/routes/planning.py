@@ -14,12 +14,15 @@ from api.services import planning
 router = APIRouter(tags=["planning"])
 
 
+MinutesQuery = Annotated[float, Query(gt=0, le=120, description="Walking time limit")]
+ProfileQuery = Annotated[str, Query(description="Walking profile: standard, elderly or wheelchair")]
+CategoryQuery = Annotated[str | None, Query(description="Service category code (8+N)")]
+
+
 def planning_params(
-    minutes: Annotated[float, Query(gt=0, le=120, description="Walking time limit")] = 15.0,
-    profile: Annotated[
-        str, Query(description="Walking profile: standard, elderly or wheelchair")
-    ] = "standard",
-    category: Annotated[str | None, Query(description="Service category code (8+N)")] = None,
+    minutes: MinutesQuery = 15.0,
+    profile: ProfileQuery = "standard",
+    category: CategoryQuery = None,
 ) -> PlanningParams:
     """Group the planning query parameters."""
     return PlanningParams(minutes=minutes, profile=profile, category=category)
@@ -57,14 +60,14 @@ def gaps(district: DistrictDep, params: ParamsDep) -> dict[str, Any]:
 
 
 @router.get("/service-areas", response_model=FeatureCollection)
-def service_areas(district: DistrictDep, params: ParamsDep) -> dict[str, Any]:
+def service_areas(
+    district: DistrictDep, minutes: MinutesQuery = 15.0, profile: ProfileQuery = "standard"
+) -> dict[str, Any]:
     """Each position's walking service area, built from the streets it reaches, as GeoJSON."""
-    areas, union = planning.district_service_areas(
-        district, minutes=params.minutes, profile_name=params.profile
-    )
+    areas, union = planning.district_service_areas(district, minutes=minutes, profile_name=profile)
     covered = float(union["area_km2"].iloc[0]) if len(union) else 0.0
     return planning.to_feature_collection(
-        areas, district=district.name, minutes=params.minutes, profile=params.profile,
+        areas, district=district.name, minutes=minutes, profile=profile,
         covered_area_km2=round(covered, 4), demo=True,
     )
 
@@ -72,12 +75,16 @@ def service_areas(district: DistrictDep, params: ParamsDep) -> dict[str, Any]:
 @router.get("/recommendations", response_model=FeatureCollection)
 def recommendations(
     district: DistrictDep,
-    params: ParamsDep,
+    minutes: MinutesQuery = 15.0,
+    category: CategoryQuery = None,
     add: Annotated[int, Query(ge=1, le=200, description="Number of sites to add")] = 5,
     method: Annotated[str, Query(pattern="^(auto|exact|greedy)$")] = "auto",
 ) -> dict[str, Any]:
-    """Real places to open as sites so the most residents newly get within the limit."""
+    """Real places to open as sites so the most residents newly get within the limit.
+
+    Computed at the standard pace on the full walking network.
+    """
     picks = planning.recommendations(
-        district, add=add, category_code=params.category, minutes=params.minutes, method=method
+        district, add=add, category_code=category, minutes=minutes, method=method
     )
     return planning.recommendations_collection(picks)

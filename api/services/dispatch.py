@@ -240,8 +240,20 @@ def _visible(
 def get_request(
     session: Session, district: District, user: User, request_id: int
 ) -> dict[str, Any]:
-    """Return one request with its history, as the user may see it."""
-    return present(session, _visible(session, user, request_id, district), user)
+    """Return one request with its history, as the user may see it.
+
+    A team reads what :func:`list_requests` shows it: requests assigned to it and the open pool
+    of its categories; any other id is "not found", so ids cannot be walked to read residents'
+    descriptions and positions.
+    """
+    req = _visible(session, user, request_id, district)
+    if user.role == "team" and req.team_id != user.team_id:
+        team = session.get(Team, user.team_id)
+        codes = team.categories.split(",") if team else []
+        if not (req.state == "submitted" and req.category in codes):
+            msg = f"没有编号为 {request_id} 的服务请求"
+            raise NotFoundError(msg, request_id=request_id)
+    return present(session, req, user)
 
 
 def list_requests(

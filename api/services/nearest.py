@@ -17,6 +17,7 @@ from shapely.ops import substring
 
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category
+from geo.coverage import offered_categories
 from geo.network import EdgePositions, WalkNetwork
 
 #: A clicked point farther than this from any walkable street is refused (422 out_of_area).
@@ -173,8 +174,8 @@ def nearest_positions(
     eligible = np.ones(len(pos), dtype=bool)
     if category_code:
         category(category_code)
-        eligible = pos["categories"].str.split(",").map(lambda cs: category_code in cs).to_numpy(
-            dtype=bool)
+        offered = offered_categories(pos, district.teams, categories=[category_code])
+        eligible = offered[category_code].to_numpy(dtype=bool)
     origin = net.attach(np.array([lon]), np.array([lat]), max_access_m=max_access_m)
     dist, pred = _walk_from(net, origin)
     s = p.sites

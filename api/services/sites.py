@@ -7,6 +7,12 @@ from typing import Any
 
 from geo import District
 from geo.categories import category
+from geo.coverage import offered_categories
+from geo.registry import LEVELS
+
+
+class InvalidLevelError(ValueError):
+    """A position level that is not center, township, community or site."""
 
 
 def sites_geojson(
@@ -15,10 +21,14 @@ def sites_geojson(
     """Return the district's practice positions as a GeoJSON FeatureCollection."""
     pos = district.positions
     if level:
+        if level not in LEVELS:
+            msg = f"unknown level {level!r}; valid levels: {', '.join(LEVELS)}"
+            raise InvalidLevelError(msg)
         pos = pos[pos["level"] == level]
     if category_code:
         category(category_code)
-        pos = pos[pos["categories"].str.split(",").map(lambda cs: category_code in cs)]
+        offered = offered_categories(pos, district.teams, categories=[category_code])
+        pos = pos[offered[category_code].to_numpy(dtype=bool)]
     teams = district.teams.groupby("site_id")["team_id"].apply(list).to_dict()
     pos = pos.assign(
         categories=pos["categories"].str.split(","),

@@ -64,3 +64,11 @@ def test_unknown_district_is_problem_404(client: TestClient) -> None:
     r = client.get("/coverage", params={"district": "不存在区"})
     assert r.status_code == 404
     assert r.json()["code"] == "unknown_district"
+
+
+def test_sites_by_level_and_unknown_level(client: TestClient, district: geo.District) -> None:
+    stations = client.get("/sites", params={"level": "community"}).json()["features"]
+    assert len(stations) == int((district.positions.level == "community").sum()) > 0
+    r = client.get("/sites", params={"level": "palace"})
+    assert r.status_code == 422 and r.json()["code"] == "unknown_level"
+    assert "community" in r.json()["detail"]

@@ -48,7 +48,8 @@ def test_whole_lifecycle_with_history_masking_points(
     team = actors.team(expected_team)
     other_team = actors.team(str(district.teams["team_id"].iloc[-1]))
     assert client.get(f"/requests/{rid}", headers=team).json()["contact"] == "13812341234"
-    assert client.get(f"/requests/{rid}", headers=other_team).json()["contact"] == "138****1234"
+    # Another team does not read a request dispatched elsewhere at all.
+    problem(client.get(f"/requests/{rid}", headers=other_team), 404, "not_found")
     assert client.get(f"/requests/{rid}", headers=resident).json()["contact"] == "138****1234"
 
     assert client.post(f"/requests/{rid}/accept", headers=team).json()["state"] == "accepted"
@@ -132,6 +133,27 @@ def test_roles_and_ownership(client: TestClient, actors: Actors, district: geo.D
             403, "forbidden")
     problem(client.post(f"/requests/{rid}/complete", json={"hours": 1}, headers=team),
             409, "invalid_transition")
+
+
+def test_team_reads_only_its_own_and_its_open_pool(
+    client: TestClient, actors: Actors, district: geo.District
+) -> None:
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    teams = district.teams.query("active")
+    elderly = str(teams[teams.category == "elderly"]["team_id"].iloc[0])
+    theory = str(teams[teams.category == "theory"]["team_id"].iloc[0])
+    rid = client.post("/requests", json=new_request("elderly"), headers=resident).json()["id"]
+    # Open pool of its category: readable; another category's team: not found.
+    assert client.get(f"/requests/{rid}", headers=actors.team(elderly)).status_code == 200
+    problem(client.get(f"/requests/{rid}", headers=actors.team(theory)), 404, "not_found")
+    # Once dispatched to one team, other teams of the category no longer read it.
+    other_elderly = teams[(teams.category == "elderly") & (teams.team_id != elderly)]
+    r = client.post(f"/requests/{rid}/dispatch", json={"team_id": elderly}, headers=dispatcher)
+    assert r.status_code == 200, r.text
+    assert client.get(f"/requests/{rid}", headers=actors.team(elderly)).status_code == 200
+    if len(other_elderly):
+        other = actors.team(str(other_elderly.team_id.iloc[0]))
+        problem(client.get(f"/requests/{rid}", headers=other), 404, "not_found")
 
 
 def test_unauthorized(client: TestClient) -> None:
