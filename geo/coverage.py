@@ -34,8 +34,13 @@ class NodeWalk:
         return self.walk_m / walk_m_per_min
 
 
-def _with_sources(network: WalkNetwork, sources: EdgePositions) -> sparse.csr_matrix:
-    """Append one virtual node per source, linked to both ends of its edge by the access walk."""
+def graph_with_sources(network: WalkNetwork, sources: EdgePositions) -> sparse.csr_matrix:
+    """Return the CSR graph with one virtual node per source, appended after the network's nodes.
+
+    Each virtual node leads to both ends of its edge (access walk plus the walk along the edge);
+    nothing leads into it, so no route passes through a source. Where both ends are one node
+    (a loop), csgraph keeps the shorter of the two entries.
+    """
     csr = network.csr
     n, s = network.n_nodes, len(sources)
     e = sources.edge
@@ -63,7 +68,7 @@ def node_walk(network: WalkNetwork, sources: EdgePositions, *, limit_m: float = 
     if len(sources) == 0:
         inf = np.full(n, np.inf)
         return NodeWalk(inf, np.full(n, -1), np.full(n, -9999))
-    graph = _with_sources(network, sources)
+    graph = graph_with_sources(network, sources)
     dist, pred, src = dijkstra(
         graph,
         directed=True,

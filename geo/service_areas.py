@@ -9,7 +9,7 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 from shapely.ops import substring
 
-from geo.coverage import DEFAULT_WALK_M_PER_MIN, _with_sources
+from geo.coverage import DEFAULT_WALK_M_PER_MIN, graph_with_sources
 from geo.network import WalkNetwork
 
 #: Half the width of the strip drawn along each reached street stretch, in metres: a street and
@@ -153,7 +153,7 @@ def service_areas(
     n, s = network.n_nodes, len(sources)
     polys = np.empty(s, dtype=object)
     if s:
-        graph = _with_sources(network, sources)
+        graph = graph_with_sources(network, sources)
         for start in range(0, s, _BATCH):
             batch = np.arange(start, min(start + _BATCH, s))
             dist = dijkstra(graph, directed=True, indices=n + batch, limit=limit)

@@ -20,8 +20,8 @@ from geo.categories import category as _category
 from geo.coverage import (
     DEFAULT_WALK_M_PER_MIN,
     Coverage,
-    _with_sources,
     coverage,
+    graph_with_sources,
     offered_categories,
 )
 from geo.network import WalkNetwork
@@ -138,7 +138,7 @@ def candidate_coverage(
 
     sources = network.attach(cand[:, 0], cand[:, 1])
     at = network.attach(cells[:, 0], cells[:, 1])
-    graph = _with_sources(network, sources)
+    graph = graph_with_sources(network, sources)
     n = network.n_nodes
 
     # Cell "ends": each cell enters the network at both ends of its edge, some metres along it.

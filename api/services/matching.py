@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.storage.models import Position, ServiceRequest, Team
 from geo import DEFAULT_WALK_M_PER_MIN, District, OutOfAreaError, UnknownCategoryError
 from geo.categories import CATEGORY_CODES
-from geo.coverage import _with_sources
+from geo.coverage import graph_with_sources
 from geo.network import EdgePositions, WalkNetwork
 
 #: A request farther than this from any street lies outside the service area.
@@ -64,7 +64,7 @@ class PositionWalk:
         sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
         n, s = network.n_nodes, len(sources)
         if s:
-            graph = _with_sources(network, sources)
+            graph = graph_with_sources(network, sources)
             dist = dijkstra(graph, directed=True, indices=np.arange(n, n + s), min_only=False)
             dist = np.ascontiguousarray(dist[:, :n])
         else:

@@ -11,18 +11,16 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import Transformer
-from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from shapely.ops import substring
 
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category
-from geo.coverage import offered_categories
+from geo.coverage import graph_with_sources, offered_categories
 from geo.network import EdgePositions, WalkNetwork
 
 #: A clicked point farther than this from any walkable street is refused (422 out_of_area).
 MAX_ACCESS_M = 800.0
-_MIN_WEIGHT_M = 1e-6
 _DECIMALS = 6
 
 
@@ -81,17 +79,8 @@ def _prepare(district: District) -> _Prepared:
 
 def _walk_from(net: WalkNetwork, origin: EdgePositions) -> tuple[np.ndarray, np.ndarray]:
     """Single-source Dijkstra from a point on an edge (a virtual node numbered ``n_nodes``)."""
-    n, e = net.n_nodes, int(origin.edge[0])
-    a, o = float(origin.access_m[0]), float(origin.offset_m[0])
-    targets = {int(net.u[e]): a + o}
-    w_v = a + float(net.length[e]) - o
-    targets[int(net.v[e])] = min(w_v, targets.get(int(net.v[e]), math.inf))
-    csr = net.csr
-    indptr = np.concatenate([csr.indptr, [csr.indptr[-1] + len(targets)]])
-    indices = np.concatenate([csr.indices, list(targets)])
-    weights = np.concatenate([csr.data, np.maximum(list(targets.values()), _MIN_WEIGHT_M)])
-    graph = sparse.csr_matrix((weights, indices, indptr), shape=(n + 1, n + 1))
-    dist, pred = dijkstra(graph, directed=True, indices=n, return_predecessors=True)
+    graph = graph_with_sources(net, origin)
+    dist, pred = dijkstra(graph, directed=True, indices=net.n_nodes, return_predecessors=True)
     return dist, pred
 
 
