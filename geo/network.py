@@ -32,6 +32,9 @@ _SEPARATE_SIDEWALK_KEYS = ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewa
 _WALK_TAGS = ("highway", "area", "access", "foot", "service", *_SEPARATE_SIDEWALK_KEYS)
 _HSTORE_ESCAPE = re.compile(r"\\(.)")
 _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
+#: A position farther than this from every walkable street is out of the district's area: the
+#: walk would be guessed, not measured. One bound for the map, matching and requests.
+MAX_ACCESS_M = 800.0
 # Edge weights must stay positive: csgraph would read an explicit zero as "no edge".
 _MIN_WEIGHT_M = 1e-6
 

@@ -22,10 +22,9 @@ from api.storage.models import Position, ServiceRequest, Team
 from geo import DEFAULT_WALK_M_PER_MIN, District, OutOfAreaError, UnknownCategoryError
 from geo.categories import CATEGORY_CODES
 from geo.coverage import graph_with_sources
-from geo.network import EdgePositions, WalkNetwork
+from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
 
 #: A request farther than this from any street lies outside the service area.
-MAX_ACCESS_M = 500.0
 #: States in which a request holds a place of its team's capacity.
 OPEN_STATES: tuple[str, ...] = ("dispatched", "accepted")
 #: Why a team is not eligible, in the order they are reported.

@@ -17,10 +17,8 @@ from shapely.ops import substring
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category
 from geo.coverage import graph_with_sources, offered_categories
-from geo.network import EdgePositions, WalkNetwork
+from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
 
-#: A clicked point farther than this from any walkable street is refused (422 out_of_area).
-MAX_ACCESS_M = 800.0
 _DECIMALS = 6
 
 
