@@ -25,7 +25,13 @@ from tqdm.auto import tqdm
 import data
 from geo._errors import OSMDataError, UnknownDistrictError
 from geo.datum import gcj02_to_wgs84, gcj02_to_wgs84_xy
-from geo.grid import DEFAULT_H3_RESOLUTION, cells_geometry, cells_near_lines, grid_cells
+from geo.grid import (
+    DEFAULT_H3_RESOLUTION,
+    cells_geometry,
+    cells_near_lines,
+    grid_cells,
+    polygonal,
+)
 from geo.network import (
     WalkNetwork,
     graph_from_lines,
@@ -40,7 +46,7 @@ from geo.registry import demo_registry
 DEFAULT_DISTRICT = "小店区"
 #: Network kept beyond each outline so residents near it may walk to a position across it.
 DEFAULT_MARGIN_M = 1000.0
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 _LAYERS = ("nodes", "edges", "positions", "cells", "places", "outline")
 
 
@@ -143,7 +149,7 @@ def bundled_districts() -> tuple[BundledDistrict, ...]:
     footprint = _extract_footprint_taiyuan()
     out = []
     for name, geom in zip(outlines["name"], outlines.geometry, strict=True):
-        wgs = shapely.make_valid(gcj02_to_wgs84(geom))
+        wgs = polygonal(gcj02_to_wgs84(geom))
         share = _area_share(wgs.intersection(footprint), wgs)
         if share <= 0.005:
             continue
@@ -277,7 +283,7 @@ def build_bundled_district(
         places = places_from_features(polys, id_column="feature_id")
         places = places[places.intersects(reach)].reset_index(drop=True)
         step("places")
-        study_area = shapely.make_valid(b.outline.intersection(_extract_footprint_taiyuan()))
+        study_area = polygonal(b.outline.intersection(_extract_footprint_taiyuan()))
         meta: dict[str, Any] = {
             "source": f"bundled OSM extract data/taiyuan ({b.source}), "
             "© OpenStreetMap contributors",

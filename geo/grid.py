@@ -12,6 +12,16 @@ from shapely.geometry.base import BaseGeometry
 DEFAULT_H3_RESOLUTION = 9
 
 
+def polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon:
+    """Return the polygon parts of a geometry (``make_valid`` may add stray lines and points)."""
+    valid = shapely.make_valid(geom)
+    parts = [p for p in shapely.get_parts(valid) if isinstance(p, Polygon | MultiPolygon)]
+    polys = [q for p in parts for q in shapely.get_parts(p)]
+    if not polys:
+        return Polygon()
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+
+
 def grid_cells(area: BaseGeometry, *, resolution: int = DEFAULT_H3_RESOLUTION) -> gpd.GeoDataFrame:
     """Return the H3 cells whose centre lies in a WGS84 area.
 
@@ -20,11 +30,14 @@ def grid_cells(area: BaseGeometry, *, resolution: int = DEFAULT_H3_RESOLUTION) -
     geopandas.GeoDataFrame
         ``cell_id`` (H3 index), ``lon``, ``lat`` (cell centre) and the hexagon geometry.
     """
-    polys = list(area.geoms) if isinstance(area, MultiPolygon) else [area]
     ids: set[str] = set()
-    for poly in polys:
-        if isinstance(poly, Polygon) and not poly.is_empty:
+    area = polygonal(area)
+    for poly in shapely.get_parts(area):
+        if not poly.is_empty:
             ids.update(h3.geo_to_cells(poly.__geo_interface__, resolution))
+    if not ids and not area.is_empty:  # an area smaller than a cell still gets its own cell
+        p = area.representative_point()
+        ids.add(h3.latlng_to_cell(p.y, p.x, resolution))
     cells = sorted(ids)
     centres = [h3.cell_to_latlng(c) for c in cells]
     hexes = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]

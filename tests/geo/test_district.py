@@ -225,3 +225,25 @@ def test_unknown_district_not_built(cache_dir: Path, tmp_path: Path) -> None:
         load_district("不存在区", tmp_path)
     with pytest.raises(geo.UnknownDistrictError, match=r"known districts: .*小店区"):
         build_bundled_district("不存在区")
+
+
+def test_every_bundled_outline_is_polygonal_and_overlaps_the_extract() -> None:
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from geo.district import bundled_districts
+
+    for b in bundled_districts():
+        assert isinstance(b.outline, Polygon | MultiPolygon), (b.name, b.outline.geom_type)
+        assert 0 < b.extract_share <= 1
+
+
+def test_another_bundled_district_builds_with_cells_and_residents(tmp_path: Path) -> None:
+    from geo.demand import cell_demand
+    from geo.district import build_bundled_district
+
+    d = build_bundled_district("迎泽区")
+    assert len(d.cells) > 100 and len(d.positions) > 0
+    demand = cell_demand(d)
+    assert demand["population"].sum() == pytest.approx(1000.0)
+    cov = geo.coverage(d.network, d.positions, d.cells)
+    assert 0 < cov.covered_cell_share() <= 1
