@@ -211,7 +211,7 @@ def gaps(
         fail(str(e).strip("'\""))
     fc = planning.to_feature_collection(
         g, district=d.name, category=category, minutes=minutes, profile=profile,
-        population_method=dem.attrs.get("population_method", ""),
+        **planning.population_properties(d, str(demand_file) if demand_file else None),
     )
     if out:
         out.write_text(json.dumps(fc, ensure_ascii=False))
@@ -256,7 +256,9 @@ def recommend(
         )
     except USER_ERRORS as e:
         fail(str(e).strip("'\""))
-    fc = planning.recommendations_collection(picks)
+    fc = planning.recommendations_collection(
+        picks, planning.population_properties(d, str(demand_file) if demand_file else None)
+    )
     if out:
         out.write_text(json.dumps(fc, ensure_ascii=False))
     if as_json:

@@ -54,8 +54,7 @@ def gaps(district: DistrictDep, params: ParamsDep) -> dict[str, Any]:
     )
     return planning.to_feature_collection(
         g, district=district.name, minutes=params.minutes, profile=params.profile,
-        category=params.category,
-        population_method=planning.demand(district).attrs.get("population_method", ""),
+        category=params.category, **planning.population_properties(district),
     )
 
 
@@ -87,4 +86,4 @@ def recommendations(
     picks = planning.recommendations(
         district, add=add, category_code=category, minutes=minutes, method=method
     )
-    return planning.recommendations_collection(picks)
+    return planning.recommendations_collection(picks, planning.population_properties(district))

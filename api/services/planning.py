@@ -168,13 +168,15 @@ def to_feature_collection(gdf: gpd.GeoDataFrame, **properties: Any) -> dict[str,
     return fc
 
 
-def recommendations_collection(picks: pd.DataFrame) -> dict[str, Any]:
+def recommendations_collection(
+    picks: pd.DataFrame, population_properties: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Recommended sites as GeoJSON points with the run's figures."""
     gdf = gpd.GeoDataFrame(
         picks, geometry=gpd.points_from_xy(picks["lon"], picks["lat"]), crs="EPSG:4326"
     )
     attrs = {str(k): _plain(v) for k, v in picks.attrs.items()}
-    return to_feature_collection(gdf, **attrs, demo=True)
+    return to_feature_collection(gdf, **attrs, demo=True, **(population_properties or {}))
 
 
 def _plain(v: Any) -> Any:
@@ -213,3 +215,12 @@ def coverage_report(
         residents=residents_summary(district, cov, demand(district, demand_file)),
     )
     return summary
+
+
+def population_properties(district: District, demand_file: str | None = None) -> dict[str, str]:
+    """Return how residents were counted, for the properties of a GeoJSON answer."""
+    attrs = demand(district, demand_file).attrs
+    return {
+        key: str(attrs.get(key, ""))
+        for key in ("population_method", "population_unit", "population_note")
+    }

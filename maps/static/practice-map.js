@@ -616,6 +616,18 @@
     });
   }
 
+  // Residents are an estimate; say which kind, so an index is never read as a head count.
+  function residentsNote(props) {
+    var method = props && typeof props.population_method === "string" ? props.population_method : "";
+    if (method.indexOf("WorldPop") >= 0) {
+      return "居民数为 WorldPop 人口估算，按 OSM 居住用地与建筑分摊到网格。";
+    }
+    if (method.indexOf("estimate") === 0) {
+      return "居民数为相对指数（全区合计 1000），按 OSM 居住用地与建筑估算，并非实际人数。";
+    }
+    return method ? "居民数来自用户提供的数据。" : "";
+  }
+
   function loadPlanner(key) {
     var spec = PLANNER[key];
     if (S.planner[key] === "loaded" || S.planner[key] === "loading") { return; }
@@ -632,7 +644,8 @@
       }
       S.layers[key].addLayer(renderPlanner(key, fc));
       S.planner[key] = "loaded";
-      layerStatus(key, "“" + spec.label + "”：已加载 " + fc.features.length + " 个要素。", "info");
+      layerStatus(key, "“" + spec.label + "”：已加载 " + fc.features.length + " 个要素。" +
+        residentsNote(fc.properties), "info");
     }).catch(function (err) {
       S.planner[key] = err.status === 404 ? "missing" : "failed";
       if (err.status === 404) {

@@ -76,6 +76,10 @@ def test_gaps_cli_matches_api(cache_dir: Path, client: TestClient, tmp_path: Pat
     assert res.returncode == 0, res.stderr
     cli = json.loads(out.read_text())
     api = client.get("/gaps", params={"category": "legal"}).json()
+    # Residents are a relative index here, and the answer says so.
+    assert "not a head count" in api["properties"]["population_unit"]
+    assert api["properties"]["population_method"].startswith("estimate")
+    assert cli["properties"]["population_unit"] == api["properties"]["population_unit"]
     assert len(cli["features"]) == len(api["features"]) > 0
     res_cli = [f["properties"]["residents"] for f in cli["features"]]
     assert res_cli == sorted(res_cli, reverse=True)
