@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 
 from api.deps import load_district
 from api.errors import register_error_handlers
@@ -33,6 +34,9 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     register_error_handlers(app)
+    # Phones on slow links: large GeoJSON (cells, gaps, areas) goes compressed; answers that
+    # are already gzip-encoded (the map's cached bodies) pass through untouched.
+    app.add_middleware(GZipMiddleware, minimum_size=4096)
     app.include_router(health.router)
     app.include_router(places.router)
     app.include_router(planning.router)

@@ -72,3 +72,11 @@ def test_sites_by_level_and_unknown_level(client: TestClient, district: geo.Dist
     r = client.get("/sites", params={"level": "palace"})
     assert r.status_code == 422 and r.json()["code"] == "unknown_level"
     assert "community" in r.json()["detail"]
+
+
+def test_large_geojson_is_compressed_and_small_answers_are_not(client: TestClient) -> None:
+    big = client.get("/coverage/cells", headers={"Accept-Encoding": "gzip"})
+    assert big.status_code == 200 and big.headers.get("content-encoding") == "gzip"
+    assert len(big.json()["features"]) > 0  # decoded transparently
+    small = client.get("/health", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
