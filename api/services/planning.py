@@ -11,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from api.services.coverage import coverage_summary
+from api.services.coverage import coverage_summary, district_coverage
 from geo import Coverage, District, coverage
 from geo.categories import CATEGORIES, category
 from geo.coverage import access_stats, category_coverage, category_coverages
@@ -72,6 +72,8 @@ def planning_coverage(
             net, district.positions, district.cells, teams=district.teams, minutes=minutes,
             walk_m_per_min=speed, categories=[category_code], inside=inside,
         )[category_code]
+    if profile_name == "standard":  # the one cached computation the map and CLI share
+        return district_coverage(district, minutes=minutes, walk_m_per_min=speed)
     return coverage(
         net, district.positions, district.cells, minutes=minutes, walk_m_per_min=speed,
         inside=inside,
