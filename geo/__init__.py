@@ -10,7 +10,16 @@ from geo._errors import (
     UnknownProfileError,
 )
 from geo.categories import CATEGORIES, CATEGORY_CODES, category
-from geo.coverage import DEFAULT_WALK_M_PER_MIN, Coverage, coverage, node_walk, walk_minutes
+from geo.coverage import (
+    DEFAULT_WALK_M_PER_MIN,
+    MAX_WALK_M_PER_MIN,
+    MIN_WALK_M_PER_MIN,
+    Coverage,
+    coverage,
+    node_walk,
+    walk_minutes,
+)
+from geo.datum import Crs, from_wgs84, geojson_from_wgs84, to_wgs84
 from geo.demand import cell_demand
 from geo.district import (
     DEFAULT_DISTRICT,
@@ -30,8 +39,11 @@ __all__ = [
     "CATEGORY_CODES",
     "DEFAULT_DISTRICT",
     "DEFAULT_WALK_M_PER_MIN",
+    "MAX_WALK_M_PER_MIN",
+    "MIN_WALK_M_PER_MIN",
     "PROFILES",
     "Coverage",
+    "Crs",
     "DemandFileError",
     "District",
     "OSMDataError",
@@ -47,6 +59,8 @@ __all__ = [
     "cell_demand",
     "coverage",
     "coverage_with_extra_sites",
+    "from_wgs84",
+    "geojson_from_wgs84",
     "get_district",
     "import_osm",
     "is_walkable",
@@ -55,6 +69,7 @@ __all__ = [
     "node_walk",
     "profile",
     "recommend_sites",
+    "to_wgs84",
     "walk_minutes",
     "walk_network",
 ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import (
+    CrsDep,
     DistrictDep,
     IdempotencyKeyDep,
+    OutCrsDep,
     ReaderDep,
     ReadSessionDep,
     SessionDep,
@@ -27,12 +30,15 @@ from api.schemas.dispatch import (
 )
 from api.services import dispatch
 from api.services.dispatch import Outcome
+from geo import Crs, geojson_from_wgs84, to_wgs84
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 
 _NUMBER = r"-?\d+(\.\d+)?"
 _BBOX = rf"^{_NUMBER}(,{_NUMBER}){{3}}$"
-RequestId = Annotated[int, Path(ge=1, description="Service request id")]
+#: Ids and offsets fit a 32-bit integer column on every backend.
+MAX_ID = 2_147_483_647
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID, description="Service request id")]
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/problem+json": {}}}
     for status, text in (
@@ -46,20 +52,30 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def answer(outcome: Outcome) -> JSONResponse:
-    """Turn a service outcome into the HTTP answer (a replay carries ``Idempotent-Replayed``)."""
+def answer(outcome: Outcome, out_crs: Crs = Crs.WGS84) -> JSONResponse:
+    """Turn a service outcome into the HTTP answer (a replay carries ``Idempotent-Replayed``).
+
+    The outcome (stored for replays) is WGS84; its ``lon``/``lat`` are given in ``out_crs``.
+    """
     headers = {"Location": outcome.location} if outcome.location else {}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+    return JSONResponse(geojson_from_wgs84(outcome.body, crs=out_crs),
+                        status_code=outcome.status, headers=headers)
 
 
-def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
-    """Read ``minlon,minlat,maxlon,maxlat``."""
+def parse_bbox(
+    bbox: str | None, crs: Crs = Crs.WGS84
+) -> tuple[float, float, float, float] | None:
+    """Read ``minlon,minlat,maxlon,maxlat`` given in ``crs`` as a WGS84 box.
+
+    A box in GCJ-02 or BD-09 becomes the WGS84 envelope of its four converted corners.
+    """
     if bbox is None:
         return None
     x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
-    return x0, y0, x1, y1
+    xs, ys = to_wgs84(np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1]), crs=crs)
+    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
 
 @router.post("", status_code=201, response_model=RequestPublic, responses=_PROBLEMS)
@@ -69,10 +85,11 @@ def create_request(
     session: SessionDep,
     user: WriterDep,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """点单: a resident orders a service at a position (201 with Location)."""
-    return answer(dispatch.create_request(session, district, user, body,
-                                          idempotency_key=idempotency_key))
+    return answer(dispatch.create_request(session, district, user, body.in_wgs84(),
+                                          idempotency_key=idempotency_key), out_crs)
 
 
 @router.get("", response_model=RequestList, responses=_PROBLEMS)
@@ -84,22 +101,30 @@ def list_requests(
     bbox: Annotated[
         str | None,
         Query(pattern=_BBOX,
-              description="minlon,minlat,maxlon,maxlat (WGS84)"),
+              description="minlon,minlat,maxlon,maxlat, in `crs`"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    crs: CrsDep = Crs.WGS84,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
     """List the requests the caller may see, newest first (residents: their own)."""
-    return dispatch.list_requests(session, district, user, state=state, bbox=parse_bbox(bbox),
-                                  limit=limit, offset=offset)
+    page = dispatch.list_requests(session, district, user, state=state,
+                                  bbox=parse_bbox(bbox, crs), limit=limit, offset=offset)
+    return geojson_from_wgs84(page, crs=out_crs)
 
 
 @router.get("/{request_id}", response_model=RequestPublic, responses=_PROBLEMS)
 def get_request(
-    request_id: RequestId, district: DistrictDep, session: ReadSessionDep, user: ReaderDep
+    request_id: RequestId,
+    district: DistrictDep,
+    session: ReadSessionDep,
+    user: ReaderDep,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
     """Show a request's state and history."""
-    return dispatch.get_request(session, district, user, request_id)
+    return geojson_from_wgs84(dispatch.get_request(session, district, user, request_id),
+                              crs=out_crs)
 
 
 @router.post("/{request_id}/dispatch", response_model=RequestPublic, responses=_PROBLEMS)
@@ -110,10 +135,11 @@ def dispatch_request(
     user: WriterDep,
     body: DispatchBody | None = None,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """派单 (dispatcher): to ``team_id``, or to the nearest capable team with free capacity."""
     return answer(dispatch.act(session, district, user, request_id, "dispatch",
-                               body or DispatchBody(), idempotency_key=idempotency_key))
+                               body or DispatchBody(), idempotency_key=idempotency_key), out_crs)
 
 
 @router.post("/{request_id}/accept", response_model=RequestPublic, responses=_PROBLEMS)
@@ -123,10 +149,11 @@ def accept_request(
     session: SessionDep,
     user: WriterDep,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """接单 (team): a request dispatched to it, or an open one of its category (抢单)."""
     return answer(dispatch.act(session, district, user, request_id, "accept",
-                               idempotency_key=idempotency_key))
+                               idempotency_key=idempotency_key), out_crs)
 
 
 @router.post("/{request_id}/decline", response_model=RequestPublic, responses=_PROBLEMS)
@@ -137,10 +164,11 @@ def decline_request(
     user: WriterDep,
     body: NoteBody | None = None,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """拒单 (assigned team): the request goes back to the pool for another team."""
     return answer(dispatch.act(session, district, user, request_id, "decline",
-                               body or NoteBody(), idempotency_key=idempotency_key))
+                               body or NoteBody(), idempotency_key=idempotency_key), out_crs)
 
 
 @router.post("/{request_id}/complete", response_model=RequestPublic, responses=_PROBLEMS)
@@ -151,10 +179,11 @@ def complete_request(
     session: SessionDep,
     user: WriterDep,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """完成 (assigned team): the hours served earn the team volunteer points."""
     return answer(dispatch.act(session, district, user, request_id, "complete", body,
-                               idempotency_key=idempotency_key))
+                               idempotency_key=idempotency_key), out_crs)
 
 
 @router.post("/{request_id}/review", response_model=RequestPublic, responses=_PROBLEMS)
@@ -165,10 +194,11 @@ def review_request(
     session: SessionDep,
     user: WriterDep,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """评单 (the resident): 1-5 stars and a comment."""
     return answer(dispatch.act(session, district, user, request_id, "review", body,
-                               idempotency_key=idempotency_key))
+                               idempotency_key=idempotency_key), out_crs)
 
 
 @router.post("/{request_id}/cancel", response_model=RequestPublic, responses=_PROBLEMS)
@@ -179,7 +209,8 @@ def cancel_request(
     user: WriterDep,
     body: NoteBody | None = None,
     idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
     """取消 (the resident, a dispatcher or an admin) while the request is still open."""
     return answer(dispatch.act(session, district, user, request_id, "cancel",
-                               body or NoteBody(), idempotency_key=idempotency_key))
+                               body or NoteBody(), idempotency_key=idempotency_key), out_crs)

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import DistrictDep, LookupSessionDep
+from api.deps import DistrictDep, LookupSessionDep, OutCrsDep, PointDep
 from api.schemas.dispatch import Leaderboard, TeamRanking
 from api.services.dispatch import leaderboard as leaderboard_of
 from api.services.team_views import nearest_teams
+from geo import Crs, geojson_from_wgs84
 
 router = APIRouter(tags=["teams"])
 
@@ -18,17 +19,18 @@ router = APIRouter(tags=["teams"])
 def nearest(
     district: DistrictDep,
     session: LookupSessionDep,
-    lon: Annotated[float, Query(ge=-180, le=180, description="WGS84 longitude")],
-    lat: Annotated[float, Query(ge=-90, le=90, description="WGS84 latitude")],
+    point: PointDep,
     category: Annotated[str, Query(description="Service category code (GET /categories)")],
     limit: Annotated[int, Query(ge=1, le=200)] = 10,
     eligible_only: Annotated[
         bool, Query(description="Leave out teams that cannot take it")
     ] = False,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
     """Rank teams by walking minutes on the street network; say why each is (not) eligible."""
-    return nearest_teams(session, district, lon=lon, lat=lat, category=category, limit=limit,
-                         eligible_only=eligible_only)
+    ranking = nearest_teams(session, district, lon=point.lon, lat=point.lat, category=category,
+                            limit=limit, eligible_only=eligible_only)
+    return geojson_from_wgs84(ranking, crs=out_crs)
 
 
 @router.get("/leaderboard", response_model=Leaderboard)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from geo.datum import Crs, to_wgs84
+
 State = Literal["submitted", "dispatched", "accepted", "completed", "reviewed", "cancelled"]
 Role = Literal["resident", "dispatcher", "team", "admin"]
 
@@ -14,8 +16,8 @@ Role = Literal["resident", "dispatcher", "team", "admin"]
 class RequestCreate(BaseModel):
     """A resident's order for a volunteer service (点单)."""
 
-    lon: float = Field(ge=-180, le=180, description="WGS84 longitude", examples=[112.5501])
-    lat: float = Field(ge=-90, le=90, description="WGS84 latitude", examples=[37.8024])
+    lon: float = Field(ge=-180, le=180, description="Longitude, in `crs`", examples=[112.5501])
+    lat: float = Field(ge=-90, le=90, description="Latitude, in `crs`", examples=[37.8024])
     category: str = Field(
         min_length=1, max_length=32, description="Category code (GET /categories)",
         examples=["elderly"],
@@ -23,6 +25,19 @@ class RequestCreate(BaseModel):
     description: str = Field(min_length=1, max_length=2000, examples=["帮忙代购一周的药品"])
     contact: str = Field(min_length=3, max_length=64, pattern=r"^[0-9+\- ()]+$",
                          description="Phone number", examples=["13812341234"])
+    # Left out of dumps (the idempotency fingerprint): after in_wgs84() it says nothing.
+    crs: Crs = Field(
+        default=Crs.WGS84, exclude=True,
+        description="Datum of `lon`/`lat`: `wgs84` (GPS, OSM; the default), `gcj02` (Amap 高德, "
+                    "Tencent 腾讯, WeChat 微信) or `bd09` (Baidu 百度); stored as WGS84",
+    )
+
+    def in_wgs84(self) -> RequestCreate:
+        """Return this order with its position converted to WGS84 (what is stored)."""
+        if self.crs is Crs.WGS84:
+            return self
+        lon, lat = to_wgs84(self.lon, self.lat, crs=self.crs)
+        return self.model_copy(update={"lon": lon, "lat": lat, "crs": Crs.WGS84})
 
 
 class DispatchBody(BaseModel):
@@ -93,8 +108,8 @@ class RequestPublic(BaseModel):
         description="Masked (138****1234) except for dispatchers and the assigned team"
     )
     contact_masked: bool
-    lon: float
-    lat: float
+    lon: float = Field(description="Longitude, in `out_crs` (stored as WGS84)")
+    lat: float = Field(description="Latitude, in `out_crs` (stored as WGS84)")
     resident_id: int
     team: TeamRef | None
     round: int = Field(description="Times the request went back to the pool after a decline")
@@ -139,8 +154,8 @@ class TeamCandidate(BaseModel):
 class TeamRanking(BaseModel):
     """Teams nearest a position by walking time on the street network."""
 
-    lon: float
-    lat: float
+    lon: float = Field(description="The position's longitude, in `out_crs`")
+    lat: float = Field(description="The position's latitude, in `out_crs`")
     category: str
     access_m: float = Field(description="Straight walk from the position onto the nearest street")
     walk_m_per_min: float
