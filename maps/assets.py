@@ -1,4 +1,4 @@
-"""Say where the map's JavaScript and CSS live: npm packages in node_modules and maps/static.
+"""Say where the map's (and the API docs') JavaScript and CSS live: node_modules, maps/static.
 
 Nothing is loaded from a CDN. ``npm ci`` at the repository root installs the packages pinned in
 ``package.json``/``package-lock.json``; the API serves each package's ``dist`` folder under
@@ -42,6 +42,9 @@ PACKAGES: tuple[Package, ...] = (
     Package("leaflet"),
     Package("leaflet.markercluster"),
     Package("jquery"),
+    # The API docs (/docs, /redoc); swagger-ui-dist keeps its files at the package root.
+    Package("swagger-ui-dist", dist=""),
+    Package("redoc", dist="bundles"),
 )
 
 
@@ -82,7 +85,19 @@ BASE_JS: tuple[tuple[str, str, str], ...] = JS[:2]
 BASE_CSS: tuple[tuple[str, str, str], ...] = CSS[:1]
 
 
-def missing_assets() -> list[Path]:
-    """Return the asset files that are not on disk (empty when ``npm ci`` has run)."""
-    files = [mounts()[f"/{ASSETS_PATH}/{pkg}"] / f for _, pkg, f in (*JS, *CSS)]
-    return [f for f in files if not f.is_file()]
+#: Files of the API docs pages: (use, package, file).
+DOCS: tuple[tuple[str, str, str], ...] = (
+    ("swagger_js", "swagger-ui-dist", "swagger-ui-bundle.js"),
+    ("swagger_css", "swagger-ui-dist", "swagger-ui.css"),
+    ("favicon", "swagger-ui-dist", "favicon-32x32.png"),
+    ("redoc_js", "redoc", "redoc.standalone.js"),
+)
+
+
+def missing_assets(files: tuple[tuple[str, str, str], ...] = (*JS, *CSS)) -> list[Path]:
+    """Return the asset files that are not on disk (empty when ``npm ci`` has run).
+
+    ``files`` are (use, package, file) rows: the map's scripts and styles unless given.
+    """
+    paths = [mounts()[f"/{ASSETS_PATH}/{pkg}"] / f for _, pkg, f in files]
+    return [f for f in paths if not f.is_file()]

@@ -1,16 +1,22 @@
-"""Create users and check their bearer tokens (kept only as SHA-256 hashes)."""
+"""Create users and check their bearer tokens (kept only as SHA-256 hashes).
+
+A token works for ``token_ttl_days`` (a setting) after it was issued, until it is revoked
+(``practice-circle users revoke``) or replaced (``practice-circle users rotate``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.services.dispatch_errors import NotFoundError, UnauthorizedError
-from api.storage.models import ROLES, Team, User
+from api.settings import get_settings
+from api.storage.models import ROLES, Team, User, as_utc, utcnow
 from api.storage.seed import prepare_database
 from api.storage.session import session_maker
 from geo import District
@@ -60,13 +66,34 @@ def create_user(
     return user, token
 
 
-def authenticate(session: Session, token: str | None) -> User:
+class TokenRejectedError(UnauthorizedError):
+    """A token that was valid once but is expired or revoked (``extra["reason"]`` says which)."""
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.extra["reason"] = reason
+        # RFC 6750 §3: tell the client that this token, not the request, is the problem.
+        self.headers["WWW-Authenticate"] = (
+            f'Bearer realm="practice-circle", error="invalid_token", '
+            f'error_description="{reason.replace("_", " ")}"'
+        )
+
+
+def token_ttl() -> timedelta:
+    """How long a token works after it was issued (``PRACTICE_CIRCLE_TOKEN_TTL_DAYS``)."""
+    return timedelta(days=get_settings().token_ttl_days)
+
+
+def authenticate(session: Session, token: str | None, *, ttl: timedelta | None = None) -> User:
     """Return the active user a bearer token belongs to.
+
+    ``ttl`` is how long a token works after it was issued (default: the setting).
 
     Raises
     ------
     UnauthorizedError
-        If there is no token or it matches no active user.
+        If there is no token or it matches no active user; :class:`TokenRejectedError` if the
+        token expired or was revoked.
     """
     if not token:
         msg = "需要登录：请在 Authorization 头中提供 Bearer 令牌"
@@ -75,7 +102,75 @@ def authenticate(session: Session, token: str | None) -> User:
     if user is None or not user.active:
         msg = "令牌无效或已停用"
         raise UnauthorizedError(msg)
+    if user.token_revoked_at is not None:
+        msg = "令牌已被吊销：请联系管理员换发新令牌"
+        raise TokenRejectedError(msg, reason="token_revoked")
+    if as_utc(user.token_issued_at) + (ttl if ttl is not None else token_ttl()) <= utcnow():
+        msg = "令牌已过期：请联系管理员换发新令牌"
+        raise TokenRejectedError(msg, reason="token_expired")
     return user
+
+
+def find_user(session: Session, *, user_id: int | None = None, name: str | None = None) -> User:
+    """Find one user by id or by name (exactly one of them).
+
+    Raises
+    ------
+    ValueError
+        If neither or both are given, or several users have the name.
+    NotFoundError
+        If no user matches.
+    """
+    if (user_id is None) == (name is None):
+        msg = "give exactly one of --id and --name"
+        raise ValueError(msg)
+    if user_id is not None:
+        user = session.get(User, user_id)
+        if user is None:
+            msg = f"没有编号为 {user_id} 的用户"
+            raise NotFoundError(msg, user_id=user_id)
+        return user
+    assert name is not None
+    users = session.scalars(select(User).where(User.name == name.strip()).order_by(User.id)).all()
+    if not users:
+        msg = f"没有名为 {name} 的用户"
+        raise NotFoundError(msg, name=name)
+    if len(users) > 1:
+        ids = ", ".join(str(u.id) for u in users)
+        msg = f"{len(users)} users are named {name!r} (ids {ids}): use --id"
+        raise ValueError(msg)
+    return users[0]
+
+
+def revoke_token(user: User) -> bool:
+    """Revoke a user's token at once; return False if it was revoked already."""
+    if user.token_revoked_at is not None:
+        return False
+    user.token_revoked_at = utcnow()
+    return True
+
+
+def rotate_token(user: User) -> str:
+    """Give a user a new token (returned, never stored) that replaces the old one at once.
+
+    The new token is valid for the full ``token_ttl_days``, also for a user whose token was
+    revoked (that is how a revoked user gets access back).
+    """
+    token = new_token()
+    user.token_hash = hash_token(token)
+    user.token_issued_at = utcnow()
+    user.token_revoked_at = None
+    return token
+
+
+def user_info(user: User) -> dict[str, Any]:
+    """Describe a user for the command line (never the token or its hash)."""
+    issued = as_utc(user.token_issued_at)
+    return {"id": user.id, "name": user.name, "role": user.role, "team_id": user.team_id,
+            "token_issued_at": issued.isoformat(timespec="seconds"),
+            "token_expires_at": (issued + token_ttl()).isoformat(timespec="seconds"),
+            "token_revoked_at": (None if user.token_revoked_at is None
+                                 else as_utc(user.token_revoked_at).isoformat(timespec="seconds"))}
 
 
 def create_account(
@@ -88,3 +183,29 @@ def create_account(
         session.commit()
         info = {"id": user.id, "name": user.name, "role": user.role, "team_id": user.team_id}
     return info, token
+
+
+def revoke_account(
+    database_url: str, district: District, *, user_id: int | None = None,
+    name: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Revoke a user's token in a database; return the user and whether it was still valid."""
+    prepare_database(database_url, district)
+    with session_maker(database_url)() as session:
+        user = find_user(session, user_id=user_id, name=name)
+        changed = revoke_token(user)
+        session.commit()
+        return user_info(user), changed
+
+
+def rotate_account(
+    database_url: str, district: District, *, user_id: int | None = None,
+    name: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Give a user in a database a new token; return the user and the token (shown once)."""
+    prepare_database(database_url, district)
+    with session_maker(database_url)() as session:
+        user = find_user(session, user_id=user_id, name=name)
+        token = rotate_token(user)
+        session.commit()
+        return user_info(user), token

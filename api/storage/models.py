@@ -17,11 +17,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Roles a user may hold.
 ROLES: tuple[str, ...] = ("resident", "dispatcher", "team", "admin")
+#: Issue time of a token whose real one is unknown (the server default): always expired.
+TOKEN_EPOCH = "1970-01-01 00:00:00"
 #: Lifecycle states of a service request, in the order a request moves through them.
 STATES: tuple[str, ...] = (
     "submitted", "dispatched", "accepted", "completed", "reviewed", "cancelled"
@@ -114,6 +117,13 @@ class User(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When the current token was issued; it expires ``token_ttl_days`` later. A row written
+    #: without it gets the epoch, so a token of unknown age counts as expired.
+    token_issued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text(f"'{TOKEN_EPOCH}'")
+    )
+    #: When the current token was revoked (``practice-circle users revoke``); NULL while valid.
+    token_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ServiceRequest(Base):

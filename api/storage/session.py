@@ -10,6 +10,7 @@ single-statement lookups there run in autocommit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -22,6 +23,8 @@ from geoalchemy2 import load_spatialite
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from geo.district import ensure_private_dir
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Milliseconds a SQLite connection waits for the write lock before giving up.
@@ -54,10 +57,28 @@ def sqlite_module() -> ModuleType:
     return pysqlite3
 
 
+def _private_database_file(path: Path) -> None:
+    """Make the SQLite file owner-only (0600): create it so, or tighten one of ours.
+
+    SQLite gives its -wal and -shm files the database file's mode. The database holds
+    residents' contacts, so one left group- or world-readable by an older version is tightened.
+    """
+    ensure_private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        try:
+            st = p.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                p.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+        _private_database_file(Path(parsed.database))
     os.environ.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
     engine = create_engine(
         url,
