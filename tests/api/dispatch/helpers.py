@@ -32,6 +32,23 @@ from api.storage.session import session_maker
 ROOT = Path(__file__).resolve().parents[3]
 #: A street corner in the served part of 小店区 (near the practice center).
 HOME = (112.5501, 37.8024)
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
+
+
+def postgres_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/postgres.sh`` (start, status, stop...) and return what it did."""
+    return subprocess.run(["bash", str(POSTGRES_SCRIPT), *args], capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database of the throwaway cluster, closing whatever is still connected to it."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    admin = base.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def reset(url: str, district: geo.District) -> None:
@@ -109,8 +126,10 @@ def free_port() -> int:
 class Server:
     """``uvicorn api.main:app`` in a subprocess on a free 127.0.0.1 port."""
 
-    def __init__(self, *, url: str, cache: Path, log: Path, workers: int = 1) -> None:
+    def __init__(self, *, url: str, cache: Path, log: Path, workers: int = 1,
+                 env: Mapping[str, str] | None = None) -> None:
         self.db_url, self.cache, self.log_path, self.workers = url, cache, log, workers
+        self.extra_env = dict(env or {})
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -121,6 +140,7 @@ class Server:
             "PRACTICE_CIRCLE_CACHE": str(self.cache),
             "PRACTICE_CIRCLE_DATABASE_URL": self.db_url,
             "PYTHONPATH": str(ROOT),
+            **self.extra_env,
         }
         cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "info", "--no-access-log"]

@@ -96,15 +96,57 @@ def test_decline_returns_to_pool_and_auto_dispatch_skips_that_team(
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "submitted" and r.json()["round"] == 1
     assert r.json()["team"] is None
+    # Free again, the declining team is still the nearest eligible health team: only the
+    # decline keeps it from getting the request back.
+    ranking = client.get("/teams/nearest", params={
+        "lon": HOME[0], "lat": HOME[1], "category": "health", "eligible_only": True}).json()
+    assert ranking["teams"][0]["team_id"] == first
+    # It may not take the request back: not by grabbing it from the pool, nor when named.
+    body = problem(client.post(f"/requests/{rid}/accept", headers=team), 409,
+                   "team_unavailable")
+    assert body["team_id"] == first and body["reasons"] == ["declined"]
+    body = problem(client.post(f"/requests/{rid}/dispatch", json={"team_id": first},
+                               headers=dispatcher), 409, "team_unavailable")
+    assert body["reasons"] == ["declined"]
+    after = client.get(f"/requests/{rid}", headers=resident).json()
+    assert after["state"] == "submitted" and after["team"] is None
+    # Auto-dispatch passes it over for the next nearest.
     r = client.post(f"/requests/{rid}/dispatch", headers=dispatcher)
     assert r.status_code == 200, r.text
     second = r.json()["team"]["team_id"]
     assert second != first
-    # The declining team may not take it back by grabbing it either.
+    assert second == next(t["team_id"] for t in ranking["teams"] if t["team_id"] != first)
+    # Dispatched elsewhere, it is not the declining team's to accept either.
+    problem(client.post(f"/requests/{rid}/accept", headers=team), 403, "forbidden")
     r = client.post(f"/requests/{rid}/cancel", headers=dispatcher)
     assert r.json()["state"] == "cancelled"
     history = [h["action"] for h in r.json()["history"]]
     assert history == ["create", "dispatch", "decline", "dispatch", "cancel"]
+
+
+def test_a_team_that_declined_is_never_sent_the_request_again(
+    client: TestClient, actors: Actors
+) -> None:
+    """With the declining team the only one of its category, nobody is left to dispatch to."""
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    actors.set_demo_teams_active(False)
+    only = actors.new_team("science", capacity=3)
+    team = actors.team(only)
+    rid = client.post("/requests", json=new_request("science"), headers=resident).json()["id"]
+    r = client.post(f"/requests/{rid}/dispatch", headers=dispatcher)
+    assert r.status_code == 200 and r.json()["team"]["team_id"] == only, r.text
+    r = client.post(f"/requests/{rid}/decline", json={"reason": "没空"}, headers=team)
+    assert r.status_code == 200, r.text
+    body = problem(client.post(f"/requests/{rid}/dispatch", headers=dispatcher), 409,
+                   "no_eligible_team")
+    assert body["considered"] >= 1
+    body = problem(client.post(f"/requests/{rid}/accept", headers=team), 409,
+                   "team_unavailable")
+    assert body["reasons"] == ["declined"]
+    # Still open for another team of the category, which may grab it from the pool.
+    other = actors.new_team("science")
+    r = client.post(f"/requests/{rid}/accept", headers=actors.team(other))
+    assert r.status_code == 200 and r.json()["team"]["team_id"] == other, r.text
 
 
 def test_roles_and_ownership(client: TestClient, actors: Actors, district: geo.District) -> None:
@@ -151,9 +193,9 @@ def test_team_reads_only_its_own_and_its_open_pool(
     r = client.post(f"/requests/{rid}/dispatch", json={"team_id": elderly}, headers=dispatcher)
     assert r.status_code == 200, r.text
     assert client.get(f"/requests/{rid}", headers=actors.team(elderly)).status_code == 200
-    if len(other_elderly):
-        other = actors.team(str(other_elderly.team_id.iloc[0]))
-        problem(client.get(f"/requests/{rid}", headers=other), 404, "not_found")
+    assert len(other_elderly) > 0  # the demo registry has several elderly teams
+    other = actors.team(str(other_elderly.team_id.iloc[0]))
+    problem(client.get(f"/requests/{rid}", headers=other), 404, "not_found")
 
 
 def test_unauthorized(client: TestClient) -> None:

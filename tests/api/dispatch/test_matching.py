@@ -71,7 +71,12 @@ def test_walk_minutes_equal_networkx(client: TestClient, district: geo.District)
     for lon, lat in points:
         body = nearest(client, lon=float(lon), lat=float(lat), category="health", limit=200)
         teams = body["teams"]
-        assert [t["walk_m"] for t in teams] == sorted(t["walk_m"] for t in teams)
+        # Teams that can take the request first, each group nearest first.
+        eligible = [t["eligible"] for t in teams]
+        assert eligible == sorted(eligible, reverse=True)
+        for group in (True, False):
+            walks = [t["walk_m"] for t in teams if t["eligible"] is group]
+            assert walks and walks == sorted(walks)
         assert len(teams) == len(district.teams)
         by_site = {t["site_id"]: t for t in teams}
         # The nearest, a middle and the farthest position.

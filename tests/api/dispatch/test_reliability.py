@@ -27,7 +27,11 @@ def server(
     db_url: str, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    srv = Server(url=db_url, cache=cache_dir, log=log, workers=2).start()
+    # Races and a crash, not limits (tests/api/test_security.py has those): the crash test's
+    # one resident creates 60+ requests in seconds, at the default per-token write limit (60 a
+    # minute in each worker), so some could be answered 429.
+    srv = Server(url=db_url, cache=cache_dir, log=log, workers=2,
+                 env={"PRACTICE_CIRCLE_RATE_LIMIT_ENABLED": "false"}).start()
     yield srv
     srv.stop()
 
@@ -130,6 +134,7 @@ def test_sigkill_while_creating_loses_no_acknowledged_request(
     resident = actors.resident()
     acked: dict[str, int] = {}  # description -> id, for every 201
     unanswered: list[str] = []
+    refused: list[httpx.Response] = []  # any answer but 201 (an assert in a thread is lost)
     lock, stop = threading.Lock(), threading.Event()
 
     def client(n: int) -> None:
@@ -145,8 +150,10 @@ def test_sigkill_while_creating_loses_no_acknowledged_request(
                     with lock:
                         unanswered.append(desc)
                     return
-                assert r.status_code == 201, r.text
                 with lock:
+                    if r.status_code != 201:
+                        refused.append(r)
+                        return
                     acked[desc] = r.json()["id"]
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
@@ -159,6 +166,8 @@ def test_sigkill_while_creating_loses_no_acknowledged_request(
     stop.set()
     for t in threads:
         t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert not refused, [(r.status_code, r.text) for r in refused]
     assert len(acked) >= 60
 
     if backend == "sqlite":
