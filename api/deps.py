@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -16,7 +16,9 @@ from api.settings import Settings, get_settings
 from api.storage.models import User
 from api.storage.seed import is_prepared, prepare_database
 from api.storage.session import session_maker
-from geo import District, get_district
+from api.workload import WorkLimiter
+from geo import District, UnknownDistrictError, get_district
+from geo.datum import Crs, to_wgs84
 
 
 # Dependencies are async where they do no blocking work: FastAPI runs a sync dependency in a
@@ -31,25 +33,45 @@ _loaded: dict[tuple[str, str], District] = {}
 
 
 def load_district(name: str, cache: str) -> District:
-    """Load (or build once) a district; kept in memory for the life of the process."""
+    """Load (or build once) a district at start-up; kept in memory for the life of the process."""
     key = (name, cache)
     if key not in _loaded:
         _loaded[key] = get_district(name, cache_dir=Path(cache))
     return _loaded[key]
 
 
+def serve_districts(app: FastAPI, settings: Settings) -> dict[str, District]:
+    """Load every served district (building a bundled one if needed) and pin them on the app.
+
+    Requests choose among these by exact name; nothing else is ever loaded or built for a request.
+    """
+    served = {name: load_district(name, str(settings.cache)) for name in settings.served_districts}
+    app.state.districts = served
+    return served
+
+
 async def current_district(
-    settings: SettingsDep,
+    request: Request,
     district: Annotated[
-        str | None, Query(description="District name (default: the served district)")
+        str | None,
+        Query(max_length=64, description="District name, exactly as served (default: the first)"),
     ] = None,
 ) -> District:
-    """Resolve the ``district`` query parameter to a loaded district."""
-    key = (district or settings.district, str(settings.cache))
-    if key in _loaded:
-        return _loaded[key]
-    # Loading (or building) reads files: keep it off the event loop.
-    return await run_in_threadpool(load_district, *key)
+    """Resolve the ``district`` query parameter to one of the served districts.
+
+    Raises
+    ------
+    UnknownDistrictError
+        If no served district has exactly this name (404).
+    """
+    served: dict[str, District] = request.app.state.districts
+    if district is None:
+        return next(iter(served.values()))
+    found = served.get(district)
+    if found is None:
+        msg = f"本服务没有名为 {district!r} 的区县；可选：{', '.join(served)}"
+        raise UnknownDistrictError(msg)
+    return found
 
 
 DistrictDep = Annotated[District, Depends(current_district)]
@@ -138,3 +160,45 @@ IdempotencyKeyDep = Annotated[
         description="Retry-safe POST: the first answer to this key is replayed on retries",
     ),
 ]
+
+
+async def work_limiter(request: Request) -> WorkLimiter:
+    """Return the app's limiter of expensive computations."""
+    limiter: WorkLimiter = request.app.state.work
+    return limiter
+
+
+WorkDep = Annotated[WorkLimiter, Depends(work_limiter)]
+
+
+# Datums at the edge (geo/datum.py): coordinates may come and go in GCJ-02 or BD-09; services
+# see WGS84 only.
+
+CrsDep = Annotated[Crs, Query(
+    description="Datum of the coordinates given: `wgs84` (GPS, OSM; the default), `gcj02` "
+                "(Amap 高德, Tencent 腾讯, WeChat 微信) or `bd09` (Baidu 百度); converted to "
+                "WGS84 on arrival",
+)]
+OutCrsDep = Annotated[Crs, Query(
+    description="Datum of the coordinates in the answer: `wgs84` (the default), `gcj02` or "
+                "`bd09`",
+)]
+
+
+class LonLat(NamedTuple):
+    """A position in WGS84."""
+
+    lon: float
+    lat: float
+
+
+async def wgs84_point(
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, in `crs`")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, in `crs`")],
+    crs: CrsDep = Crs.WGS84,
+) -> LonLat:
+    """Read the ``lon``, ``lat`` and ``crs`` query parameters as a WGS84 position."""
+    return LonLat(*to_wgs84(lon, lat, crs=crs))
+
+
+PointDep = Annotated[LonLat, Depends(wgs84_point)]

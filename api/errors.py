@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.services.dispatch_errors import (
@@ -20,10 +24,15 @@ from api.services.dispatch_errors import (
     UnauthorizedError,
 )
 from api.services.sites import InvalidLevelError
+from api.storage.health import storage_state
+from api.workload import BusyError, ClientGoneError, OverBudgetError
 from geo import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
 from geo._errors import DemandFileError, SitingError, UnknownProfileError
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("practice_circle")
+#: Seconds a client should wait before retrying when storage is unavailable.
+STORAGE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -58,7 +67,13 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     TeamUnavailableError: (409, "team_unavailable", "队伍无法接单"),
     NoEligibleTeamError: (409, "no_eligible_team", "没有可派单的队伍"),
     IdempotencyConflictError: (422, "idempotency_conflict", "幂等键冲突"),
+    # Bounded work (api/workload.py): answered at once, with Retry-After.
+    BusyError: (503, "busy", "服务繁忙，请稍后再试"),
+    OverBudgetError: (503, "over_budget", "计算超时，请稍后再试"),
 }
+
+#: Storage faults (disk full, read-only or locked database, lost connection): 503, never a crash.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeoutError)
 
 
 def problem(
@@ -118,6 +133,89 @@ def register_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         phrase = HTTPStatus(exc.status_code).phrase
         code = phrase.lower().replace(" ", "_")
-        return problem(exc.status_code, code, phrase, str(exc.detail), request)
+        response = problem(exc.status_code, code, phrase, str(exc.detail), request)
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
 
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+    async def on_storage(request: Request, exc: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex
+        storage_state.failed(exc)
+        log.error("storage unavailable (request %s %s %s): %s", request_id, request.method,
+                  request.url.path, exc)
+        response = problem(503, "storage_unavailable", "数据存储暂不可用",
+                           "数据库暂时无法读写，请稍后重试；已记录此问题", request,
+                           trace_id=request_id)
+        response.headers["Retry-After"] = str(STORAGE_RETRY_AFTER_S)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    for exc_type in STORAGE_ERRORS:
+        app.add_exception_handler(exc_type, on_storage)
+
+    async def on_client_gone(request: Request, exc: Exception) -> JSONResponse:
+        # Nobody reads this answer; it only ends the request in the access log.
+        return problem(499, "client_closed_request", "客户端已断开", "", request)
+
+    app.add_exception_handler(ClientGoneError, on_client_gone)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex
+        log.error("unexpected error (request %s %s %s)", request_id, request.method,
+                  request.url.path, exc_info=exc)
+        response = problem(500, "internal_error", "服务器内部错误",
+                           f"服务器出现意外错误，请稍后重试；如需报告，请提供编号 {request_id}",
+                           request, trace_id=request_id)
+        response.headers["X-Request-ID"] = request_id
+        # Starlette answers this outside the app's middleware: add the security headers here.
+        from api.middleware import SECURITY_HEADERS
+
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+#: The RFC 9457 problem document every error answer is, as an OpenAPI schema.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string", "description": "zh-CN"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "Stable machine-readable code"},
+        "instance": {"type": "string"},
+        "trace_id": {"type": "string", "description": "Quote it when reporting a 5xx"},
+    },
+    "additionalProperties": True,
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in an OpenAPI document that every error is ``application/problem+json``.
+
+    FastAPI documents its 422 as ``{"detail": [...]}`` JSON; this app answers every error,
+    422 included, with a problem document, so clients (and the contract fuzzing) read that.
+    """
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    ref = {"$ref": "#/components/schemas/Problem"}
+    problem_content = {PROBLEM_JSON: {"schema": ref}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status, answer in responses.items():
+                if status[:1] in "45":
+                    answer["content"] = problem_content
+            responses.setdefault(
+                "default", {"description": "Error (problem+json)", "content": problem_content}
+            )
+    schemas = schema["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return schema

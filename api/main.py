@@ -4,25 +4,35 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.utils import get_openapi
 
-from api.deps import load_district
-from api.errors import register_error_handlers
-from api.routes import categories, health, places, planning, requests, teams, users
+from api.deps import serve_districts
+from api.errors import document_problems, register_error_handlers
+from api.middleware import PublicGuard
+from api.routes import categories, docs, health, places, planning, requests, teams, users
 from api.routes import map as map_routes
 from api.services.dispatch_setup import prepare_dispatch
 from api.settings import get_settings
+from api.workload import WorkLimiter
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the served district before the first request."""
+    """Load the served districts and get their storage ready before the first request."""
     settings = get_settings()
-    district = load_district(settings.district, str(settings.cache))
-    prepare_dispatch(settings.resolved_database_url, district)
-    yield
+    served = serve_districts(app, settings)
+    for district in served.values():
+        prepare_dispatch(settings.resolved_database_url, district)
+    app.state.work = WorkLimiter(served, slots=settings.expensive_slots,
+                                 budget_s=settings.work_budget_s)
+    try:
+        yield
+    finally:
+        app.state.work.close()
 
 
 def create_app() -> FastAPI:
@@ -32,11 +42,15 @@ def create_app() -> FastAPI:
         summary="15分钟新时代文明实践服务圈 · 15-minute practice service circle",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by api/routes/docs.py
+        redoc_url=None,
     )
     register_error_handlers(app)
     # Phones on slow links: large GeoJSON (cells, gaps, areas) goes compressed; answers that
     # are already gzip-encoded (the map's cached bodies) pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=4096)
+    # Outermost of our own: rate limits, body cap, security headers (api/middleware.py).
+    app.add_middleware(PublicGuard)
     app.include_router(health.router)
     app.include_router(places.router)
     app.include_router(planning.router)
@@ -45,6 +59,15 @@ def create_app() -> FastAPI:
     app.include_router(requests.router)
     app.include_router(teams.router)
     app.include_router(users.router)
+    app.include_router(docs.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

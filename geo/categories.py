@@ -44,5 +44,5 @@ def category(code: str) -> Category:
     for c in CATEGORIES:
         if c.code == code:
             return c
-    msg = f"unknown category {code!r}; valid categories: {', '.join(CATEGORY_CODES)}"
+    msg = f"未知的服务类别 {code!r}；可选：{', '.join(CATEGORY_CODES)}"
     raise UnknownCategoryError(msg)

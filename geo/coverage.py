@@ -14,6 +14,11 @@ from geo.network import EdgePositions, WalkNetwork
 #: GB 50180-2018 puts the 15-minute life circle at 800–1000 m of walking; the default reads
 #: the upper bound as 1000 m in 15 minutes.
 DEFAULT_WALK_M_PER_MIN = 1000.0 / 15.0
+#: Slowest pace accepted (1.2 km/h): slower is no walk anyone plans for, and near zero it
+#: makes every minute figure infinite.
+MIN_WALK_M_PER_MIN = 20.0
+#: Fastest pace accepted (12 km/h, a run).
+MAX_WALK_M_PER_MIN = 200.0
 _MIN_WEIGHT_M = 1e-6
 
 

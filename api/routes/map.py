@@ -8,12 +8,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import DistrictDep
+from api.deps import DistrictDep, OutCrsDep, PointDep, WorkDep
 from api.errors import ApiError
 from api.schemas.places import FeatureCollection
+from api.schemas.planning import MinutesQuery
 from api.services.map_data import Body, basemap_body, coverage_cells, page_body, sites_body
 from api.services.nearest import nearest_positions
-from geo import DEFAULT_WALK_M_PER_MIN
+from geo import (
+    DEFAULT_WALK_M_PER_MIN,
+    MAX_WALK_M_PER_MIN,
+    MIN_WALK_M_PER_MIN,
+    Crs,
+    geojson_from_wgs84,
+)
 from maps import assets
 
 router = APIRouter(tags=["map"])
@@ -69,23 +76,25 @@ def sites_for_map(request: Request, district: DistrictDep) -> Response:
 
 
 @router.get("/coverage/cells", response_model=FeatureCollection)
-def cells(
-    district: DistrictDep,
-    minutes: Annotated[float, Query(gt=0, le=120, description="Time limit (covered)")] = 15.0,
-) -> dict[str, Any]:
+async def cells(
+    request: Request, district: DistrictDep, work: WorkDep, minutes: MinutesQuery = 15.0
+) -> Response:
     """Grid cells (H3) coloured on the map by walking minutes to the nearest position."""
-    return coverage_cells(district, minutes=minutes)
+    return await work.answer(request, coverage_cells, district, minutes=minutes)
 
 
 @router.get("/nearest", response_model=FeatureCollection)
 def nearest(
     district: DistrictDep,
-    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (WGS84)")],
-    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (WGS84)")],
+    point: PointDep,
     limit: Annotated[int, Query(ge=1, le=20, description="How many positions")] = 3,
     category: Annotated[str | None, Query(description="Only this service category")] = None,
-    walk_m_per_min: Annotated[float, Query(gt=0, le=200)] = DEFAULT_WALK_M_PER_MIN,
+    walk_m_per_min: Annotated[
+        float, Query(ge=MIN_WALK_M_PER_MIN, le=MAX_WALK_M_PER_MIN)
+    ] = DEFAULT_WALK_M_PER_MIN,
+    out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
     """Find the positions nearest by walking (离我最近), each with its route as a LineString."""
-    return nearest_positions(district, lon, lat, limit=limit, category_code=category,
-                             walk_m_per_min=walk_m_per_min)
+    fc = nearest_positions(district, point.lon, point.lat, limit=limit, category_code=category,
+                           walk_m_per_min=walk_m_per_min)
+    return geojson_from_wgs84(fc, crs=out_crs)

@@ -110,9 +110,10 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-def next_actions(state: str) -> list[str]:
-    """List the actions the state allows (to some role)."""
-    return [a.name for a in ACTIONS.values() if state in a.sources]
+def next_actions(state: str, role: str | None = None) -> list[str]:
+    """List the actions the state allows: to ``role``, or to some role when it is ``None``."""
+    return [a.name for a in ACTIONS.values()
+            if state in a.sources and (role is None or role in a.roles or role == "admin")]
 
 
 def progress(state: str, round_: int) -> tuple[int, int]:
@@ -193,7 +194,7 @@ def _present_many(
             team=TeamRef(team_id=r.team_id, name=teams.get(r.team_id, "")) if r.team_id else None,
             round=r.round,
             hours=r.hours,
-            next_actions=next_actions(r.state),
+            next_actions=next_actions(r.state, user.role),
             created_at=as_utc(r.created_at),
             updated_at=as_utc(r.updated_at),
             review=ReviewPublic(stars=rv.stars, comment=rv.comment, at=as_utc(rv.created_at))

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.storage.models import Position, ServiceRequest, Team
-from geo import DEFAULT_WALK_M_PER_MIN, District, OutOfAreaError, UnknownCategoryError
+from geo import DEFAULT_WALK_M_PER_MIN, District, UnknownCategoryError
 from geo.categories import CATEGORY_CODES
 from geo.coverage import graph_with_sources
 from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
@@ -82,17 +82,7 @@ class PositionWalk:
             If the point is farther than ``max_access_m`` from every street (message in zh-CN).
         """
         with self._lock:  # pyproj transformers are not shared across threads
-            try:
-                return self.network.attach(
-                    np.array([lon]), np.array([lat]), max_access_m=max_access_m
-                )
-            except OutOfAreaError as e:
-                at = self.network.attach(np.array([lon]), np.array([lat]))
-                msg = (
-                    f"位置 ({lon:.6f}, {lat:.6f}) 距最近的步行道路 {float(at.access_m[0]):.0f} 米，"
-                    f"超出服务范围（{max_access_m:.0f} 米）"
-                )
-                raise OutOfAreaError(msg) from e
+            return self.network.attach(np.array([lon]), np.array([lat]), max_access_m=max_access_m)
 
     def walk_m(self, at: EdgePositions) -> np.ndarray:
         """Return walking metres from every position to an attached point (``inf``: unreachable)."""
@@ -262,7 +252,8 @@ def rank_teams(
             reasons.append("unreachable")
         if not (eligible_only and reasons):
             ranked.append((m, team_id, reasons, row))
-    ranked.sort(key=lambda r: (r[0], r[1]))
+    # Those who can take it first, each group nearest first.
+    ranked.sort(key=lambda r: (bool(r[2]), r[0], r[1]))
     if limit is not None:
         ranked = ranked[:limit]
     candidates = [

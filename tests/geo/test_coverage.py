@@ -193,7 +193,7 @@ def test_attach_far_positions_with_limit(network: WalkNetwork, district: geo.Dis
     lon, lat = district.nodes["x"].to_numpy(), district.nodes["y"].to_numpy()
     far_lon, far_lat = np.array([lon.max() + 0.2]), np.array([lat.max()])
     assert network.attach(far_lon, far_lat).access_m[0] > 10_000
-    with pytest.raises(geo.OutOfAreaError, match="from the walking network"):
+    with pytest.raises(geo.OutOfAreaError, match="距最近的步行道路"):
         network.attach(far_lon, far_lat, max_access_m=500)
 
 

@@ -97,5 +97,5 @@ def test_min_residents_and_unknown_category(district: geo.District, cov: Coverag
     big = gaps(cov.cells, district.cells, demand, min_residents=5.0)
     assert (big["residents"] >= 5.0).all()
     assert len(big) == int((result["residents"] >= 5.0).sum())
-    with pytest.raises(UnknownCategoryError, match="valid categories"):
+    with pytest.raises(UnknownCategoryError, match="可选"):
         gaps(cov.cells, district.cells, demand, category="parking")
