@@ -18,6 +18,7 @@ from branca.element import Element, Figure
 from folium.template import Template
 
 from geo import CATEGORIES, DEFAULT_WALK_M_PER_MIN, District
+from geo.places import PLACE_KINDS
 from geo.registry import LEVELS
 from maps import assets
 from maps.basemap import district_bbox
@@ -149,12 +150,13 @@ def page_config(district: District) -> dict[str, Any]:
             "basemap": _url("map/basemap", name),
             "nearest": _url("nearest", name),
             "cells": _url("coverage/cells", name),
-            "serviceAreas": _url("service-areas", name),
+            "serviceAreas": _url("service-areas", name, minutes="15"),
             "gaps": _url("gaps", name),
             "recommendations": _url("recommendations", name),
         },
         "levels": [{"code": code, "zh": zh, **LEVEL_STYLE[code]} for code, zh in LEVELS.items()],
         "categories": [{"code": c.code, "name": c.name} for c in CATEGORIES],
+        "placeKinds": {kind: zh for kind, (zh, _) in PLACE_KINDS.items()},
         "walkMPerMin": DEFAULT_WALK_M_PER_MIN,
         "minutes": 15,
         "attribution": OSM_ATTRIBUTION,

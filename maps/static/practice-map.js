@@ -11,6 +11,7 @@
   "use strict";
 
   var SIZES = { center: 38, township: 32, community: 30, site: 26 };
+  var FOCUS_ZOOM = 16;  // the cluster layer's disableClusteringAtZoom
   var LARGE_SIZES = { center: 52, township: 48, community: 46, site: 44 };
   var CELL_BINS = [
     { max: 5, color: "#1A7F37", label: "5 分钟内" },
@@ -26,18 +27,30 @@
     gaps: { label: "服务缺口与居民", color: "#B42318", weight: 2, fill: 0.25 },
     recommendations: { label: "推荐新址", color: "#8A4B00", weight: 2, fill: 0.2 }
   };
-  var PROP_LABELS = {
-    name: "名称", site_id: "阵地编号", level_zh: "层级", level: "层级", kind: "地点类型",
-    walk_minutes: "步行分钟", minutes: "时间上限（分钟）", residents: "居民（估算）",
-    population: "人口（估算）", score: "得分", rank: "排名", reason: "理由", covered: "已覆盖",
-    count: "数量", positions: "阵地数", area_km2: "面积（平方千米）", category: "服务类别",
-    cells: "网格数", gap_id: "缺口编号", worst_minutes: "最远步行分钟",
-    mean_minutes: "平均步行分钟", unreachable_cells: "步行无法到达的网格",
-    nearest_site_id: "最近阵地编号", nearest_site_name: "最近阵地",
-    nearest_walk_minutes: "到最近阵地步行分钟", walk_m_per_min: "步速（米/分钟）",
-    reach_m: "可达距离（米）", new_residents: "新覆盖居民（估算）", osm_id: "OSM 编号"
+  // What each planner layer's popup shows: [property, zh label, format]. Only these lines are
+  // shown, in this order; a property not listed here is never shown (no raw keys).
+  var PLANNER_FIELDS = {
+    serviceAreas: [
+      ["level", "层级", "level"], ["site_id", "阵地编号", "text"],
+      ["minutes", "步行时间上限", "minutes"], ["walk_m_per_min", "步速", "pace"],
+      ["reach_m", "步行可达距离", "metres"], ["area_km2", "服务范围面积", "km2"]
+    ],
+    gaps: [
+      ["rank", "缺口排名", "ordinal"], ["gap_id", "缺口编号", "text"],
+      ["category", "服务类别", "category"], ["residents", "缺口内居民（估算）", "residents"],
+      ["cells", "网格数", "count"], ["area_km2", "面积", "km2"],
+      ["mean_minutes", "平均步行时间", "minutes"], ["worst_minutes", "最远步行时间", "minutes"],
+      ["unreachable_cells", "步行无法到达的网格", "count"],
+      ["nearest_site_name", "最近阵地", "text"],
+      ["nearest_walk_minutes", "到最近阵地步行", "minutes"]
+    ],
+    recommendations: [
+      ["rank", "推荐顺序", "ordinal"], ["kind", "地点类型", "kind"],
+      ["new_residents", "新增覆盖居民（估算）", "residents"],
+      ["new_cells", "新增覆盖网格", "count"], ["cumulative_f15", "累计覆盖率", "percent"],
+      ["osm_id", "OSM 编号", "text"]
+    ]
   };
-  var HIDDEN_PROPS = { lon: 1, lat: 1, demo: 1, geometry: 1 };
 
   var S = {
     map: null, layers: null, control: null, cfg: null, cluster: null, entries: [],
@@ -64,7 +77,7 @@
     box.className = "pc-message" + (kind ? " pc-" + kind : "");
   }
 
-  function layerStatus(key, text, kind) {
+  function layerStatus(key, text, kind, count) {
     var list = $("pc-layer-status");
     var li = list.querySelector('li[data-layer="' + key + '"]');
     if (!li) {
@@ -75,6 +88,7 @@
     li.textContent = text;
     li.className = kind ? "pc-" + kind : "";
     li.dataset.state = S.planner[key] || "";
+    if (count === undefined) { delete li.dataset.count; } else { li.dataset.count = String(count); }
   }
 
   function getJSON(url, prefetched) {
@@ -87,6 +101,7 @@
         var err = new Error(body.detail || body.title || ("HTTP " + r.status));
         err.status = r.status;
         err.body = body;
+        err.retryAfter = Number(r.headers.get("Retry-After")) || 0;
         throw err;
       });
     });
@@ -170,13 +185,15 @@
     return p;
   }
 
-  function popupOptions() {
-    // fit a phone: narrow enough to clear the controls, scrolling when taller than the map
+  function popupOptions(level) {
+    // Fit a phone: narrow enough to clear the controls, scrolling when taller than the map, and
+    // short enough that, panned into view, the popup leaves its marker on the map too.
     var size = S.map.getSize();
+    var marker = level ? (S.large ? LARGE_SIZES : SIZES)[level] || 28 : 24;
     return {
       maxWidth: Math.max(200, Math.min(320, size.x - 70)),
       minWidth: Math.min(220, size.x - 90),
-      maxHeight: Math.max(200, size.y - 110),
+      maxHeight: Math.max(120, size.y - 160 - marker),
       autoPanPaddingTopLeft: [10, 64],  // below the layer control
       autoPanPaddingBottomRight: [58, 30]
     };
@@ -212,26 +229,43 @@
     return box;
   }
 
-  function propValue(key, v) {
-    if (typeof v === "boolean") { return v ? "是" : "否"; }
-    if (typeof v === "number") {
-      return v.toLocaleString("zh-CN", { maximumFractionDigits: Number.isInteger(v) ? 0 : 1 });
-    }
-    if (key === "level" && S.levelStyle[v]) { return S.levelStyle[v].zh; }
-    if (key === "category") { return categoryName(v); }
-    return v;
+  function num(v, digits) {
+    return v.toLocaleString("zh-CN", { maximumFractionDigits: digits });
   }
 
-  function propsPopup(title, props) {
+  // Format one planner value for people; null when it cannot be shown.
+  function formatValue(format, v) {
+    if (v === null || v === undefined || v === "") { return null; }
+    var n = Number(v);
+    var numeric = typeof v === "number" && isFinite(n);
+    switch (format) {
+      case "text": return String(v);
+      case "level": return S.levelStyle[v] ? S.levelStyle[v].zh : null;
+      case "category": return categoryName(v);
+      case "kind": return (S.cfg.placeKinds && S.cfg.placeKinds[v]) || null;
+      case "ordinal": return numeric ? "第 " + num(n, 0) + " 位" : null;
+      case "count": return numeric ? num(n, 0) + " 个" : null;
+      case "minutes": return numeric ? num(n, 1) + " 分钟" : null;
+      case "pace": return numeric ? num(n, 1) + " 米/分钟" : null;
+      case "metres": return numeric ? num(n, 0) + " 米" : null;
+      case "km2": return numeric ? num(n, 2) + " 平方千米" : null;
+      case "residents": return numeric ? num(n, 1) : null;
+      case "percent": return numeric ? num(n * 100, 1) + "%" : null;
+      default: return null;
+    }
+  }
+
+  function plannerPopup(key, props, note) {
+    var p = props || {};
     var box = el("div", "pc-pop");
-    box.appendChild(el("h3", "pc-pop-title", props && props.name ? props.name : title));
-    if (props && props.name) { box.appendChild(el("p", "pc-pop-note", title)); }
-    Object.keys(props || {}).forEach(function (k) {
-      var v = props[k];
-      if (v === null || v === undefined || typeof v === "object" || HIDDEN_PROPS[k] ||
-          k === "name") { return; }
-      line(box, PROP_LABELS[k] || k, propValue(k, v));
+    var title = key === "recommendations" ? p.label || p.name : p.name || p.nearest_site_name;
+    box.appendChild(el("h3", "pc-pop-title", title || PLANNER[key].label));
+    box.appendChild(el("p", "pc-pop-note", PLANNER[key].label));
+    PLANNER_FIELDS[key].forEach(function (field) {
+      var text = formatValue(field[2], p[field[0]]);
+      if (text !== null) { line(box, field[1], text).dataset.field = field[0]; }
     });
+    if (note) { box.appendChild(el("p", "pc-pop-note", note)); }
     return box;
   }
 
@@ -292,6 +326,9 @@
       applyFilters();
     }
     if (!S.map.hasLayer(S.layers.sites)) { S.map.addLayer(S.layers.sites); }
+    S.map.closePopup();
+    // Close enough that the position stands on its own (clustering ends at FOCUS_ZOOM).
+    S.map.setView(e.marker.getLatLng(), Math.max(S.map.getZoom(), FOCUS_ZOOM), { animate: false });
     S.cluster.zoomToShowLayer(e.marker, function () { e.marker.openPopup(); });
   }
 
@@ -338,8 +375,12 @@
     return getJSON(S.cfg.urls.sites, "sites").then(function (fc) {
       S.cluster = L.markerClusterGroup({
         showCoverageOnHover: false,
+        // On phones the plugin drops every marker outside the visible map after each move; a
+        // popup panned into view could push its own marker out, and closed with it. 40-odd
+        // markers cost nothing to keep.
+        removeOutsideVisibleBounds: false,
         maxClusterRadius: 45,
-        disableClusteringAtZoom: 16,
+        disableClusteringAtZoom: FOCUS_ZOOM,
         spiderfyOnMaxZoom: true,
         chunkedLoading: true,
         iconCreateFunction: clusterIcon
@@ -351,7 +392,8 @@
           icon: iconFor(p.level), title: p.name + "（" + p.level_zh + "）", keyboard: true,
           riseOnHover: true
         });
-        marker.bindPopup(function () { return sitePopup(f); }, popupOptions());
+        marker.bindPopup(function () { return sitePopup(f); }, popupOptions(p.level));
+        marker.on("add", function () { marker.getElement().dataset.siteId = p.site_id; });
         var e = {
           id: p.site_id, name: p.name, nameLower: String(p.name).toLowerCase(),
           level: p.level, levelZh: p.level_zh, categories: p.categories || [], marker: marker,
@@ -567,6 +609,7 @@
 
   function renderPlanner(key, fc) {
     var spec = PLANNER[key];
+    var note = residentsNote(fc.properties);
     if (key === "cells") {
       return L.geoJSON(fc, {
         renderer: S.renderers.plan,
@@ -592,7 +635,7 @@
             });
             box.appendChild(btn);
             return box;
-          });
+          }, popupOptions());
         }
       });
     }
@@ -611,7 +654,8 @@
           bubblingMouseEvents: false });
       },
       onEachFeature: function (f, lyr) {
-        lyr.bindPopup(function () { return propsPopup(spec.label, f.properties); });
+        lyr.bindPopup(function () { return plannerPopup(key, f.properties, note); },
+          popupOptions());
       }
     });
   }
@@ -628,9 +672,12 @@
     return method ? "居民数来自用户提供的数据。" : "";
   }
 
-  function loadPlanner(key) {
+  var BUSY_RETRIES = 3;
+
+  function loadPlanner(key, attempt) {
     var spec = PLANNER[key];
-    if (S.planner[key] === "loaded" || S.planner[key] === "loading") { return; }
+    var tries = attempt || 0;
+    if (!tries && (S.planner[key] === "loaded" || S.planner[key] === "loading")) { return; }
     S.planner[key] = "loading";
     layerStatus(key, "正在加载“" + spec.label + "”…", "info");
     getJSON(S.cfg.urls[key]).then(function (data) {
@@ -642,18 +689,22 @@
         layerStatus(key, "“" + spec.label + "”的数据格式无法识别。", "error");
         return;
       }
-      S.layers[key].addLayer(renderPlanner(key, fc));
+      var layer = renderPlanner(key, fc);
+      S.layers[key].addLayer(layer);
       S.planner[key] = "loaded";
-      layerStatus(key, "“" + spec.label + "”：已加载 " + fc.features.length + " 个要素。" +
-        residentsNote(fc.properties), "info");
+      var shown = layer.getLayers().length;  // what is on the map, not what was sent
+      layerStatus(key, "“" + spec.label + "”：已加载 " + shown + " 个要素。" +
+        residentsNote(fc.properties), "info", shown);
     }).catch(function (err) {
-      S.planner[key] = err.status === 404 ? "missing" : "failed";
-      if (err.status === 404) {
-        layerStatus(key, "“" + spec.label + "”暂未开放：服务端还没有提供这项数据（404），请稍后再试。",
-          "info");
-      } else {
-        layerStatus(key, "“" + spec.label + "”加载失败：" + err.message, "error");
+      if (err.status === 503 && tries < BUSY_RETRIES) {  // the server's analysis slots are full
+        var wait = Math.min(Math.max(err.retryAfter || 2, 1), 15);
+        layerStatus(key, "服务器正忙，" + wait + " 秒后重新加载“" + spec.label + "”…", "info");
+        global.setTimeout(function () { loadPlanner(key, tries + 1); }, wait * 1000);
+        return;
       }
+      S.planner[key] = "failed";
+      layerStatus(key, "“" + spec.label + "”加载失败：" + err.message +
+        (err.status === 503 ? "（服务器正忙，请稍后再打开这个图层）" : ""), "error");
     });
   }
 
@@ -679,7 +730,11 @@
     b.setAttribute("aria-pressed", S.large ? "true" : "false");
     b.title = S.large ? "再按一次回到标准字号" : "放大文字和按钮";
     try { global.localStorage.setItem("pc-large", S.large ? "1" : "0"); } catch (e) { /* private mode */ }
-    S.entries.forEach(function (e) { e.marker.setIcon(iconFor(e.level)); });
+    S.entries.forEach(function (e) {
+      e.marker.setIcon(iconFor(e.level));
+      var icon = e.marker.getElement();  // a new element when on the map
+      if (icon) { icon.dataset.siteId = e.id; }
+    });
     if (S.cluster) { S.cluster.refreshClusters(); }
     refreshLayout();
   }
@@ -693,7 +748,16 @@
   }
 
   function refreshLayout() {
-    global.requestAnimationFrame(function () { if (S.map) { S.map.invalidateSize(); } });
+    global.requestAnimationFrame(function () {
+      if (S.map) { S.map.invalidateSize(); refreshPopupOptions(); }
+    });
+  }
+
+  function refreshPopupOptions() {
+    S.entries.forEach(function (e) {
+      var popup = e.marker.getPopup();
+      if (popup) { L.setOptions(popup, popupOptions(e.level)); }
+    });
   }
 
   function mark(name) {
@@ -739,6 +803,7 @@
         nearest(S.map.getCenter(), "地图中心");
       }
     });
+    S.map.on("resize", refreshPopupOptions);
     S.map.on("overlayadd", function (ev) { onOverlay(ev, true); });
     S.map.on("overlayremove", function (ev) { onOverlay(ev, false); });
     S.map.on("popupopen", function (ev) {

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pulp
 import pytest
+import shapely
 from scipy import sparse
 from spopt.locate import MCLP
 
@@ -64,8 +65,16 @@ def test_candidates_are_real_places_not_yet_positions(
     taken = set(district.positions["osm_id"])
     assert len(candidates) > 0
     assert not set(candidates["osm_id"]) & taken
-    assert len(candidates) == (~district.places["osm_id"].isin(taken)).sum()
     assert set(candidates["osm_id"]) <= set(district.places["osm_id"])
+    # Every free place inside the outline is a candidate; none outside it is.
+    free = district.places[~district.places["osm_id"].isin(taken)]
+    point = free.geometry.to_crs(district.network.crs_metric).representative_point().to_crs(4326)
+    within = shapely.contains_xy(district.outline, point.x.to_numpy(), point.y.to_numpy())
+    assert 0 < within.sum() < len(free)  # the network's margin holds places of other districts
+    assert set(candidates["osm_id"]) == set(free["osm_id"][within])
+    assert shapely.contains_xy(district.outline, candidates["lon"].to_numpy(),
+                               candidates["lat"].to_numpy()).all()
+    assert candidates["inside"].all()
     names = district.places.set_index("osm_id")["name"]
     assert (candidates["name"].to_numpy() == names[candidates["osm_id"]].to_numpy()).all()
     assert (candidates.geom_type == "Point").all()
@@ -161,6 +170,19 @@ def test_recommended_sites_raise_coverage_by_what_they_claim(
         assert after.cells["covered"].sum() == (
             base.cells["covered"].sum() + picks["new_cells"][:n].sum())
     assert picks.attrs["final_f15"] == pytest.approx(picks["cumulative_f15"].iloc[-1])
+
+
+@pytest.mark.parametrize("category", [None, "theory", "elderly", "assistance"])
+def test_recommended_sites_are_inside_the_district(
+    district: geo.District, weights: np.ndarray, category: str | None
+) -> None:
+    """A district opens sites on its own ground: never a place in the network's outer margin."""
+    picks = siting.recommend_sites(district, 10, weights, category=category, method="greedy")
+    assert len(picks) > 0
+    inside = shapely.contains_xy(district.outline, picks["lon"].to_numpy(),
+                                 picks["lat"].to_numpy())
+    assert inside.all(), picks.loc[~inside, ["label", "osm_id", "lon", "lat"]].to_dict("records")
+    assert picks["inside"].all()
 
 
 def test_recommendation_columns_and_attrs(district: geo.District, weights: np.ndarray) -> None:
@@ -298,7 +320,7 @@ def test_k_too_large_or_small(district: geo.District, weights: np.ndarray) -> No
 
 
 def test_unknown_category(district: geo.District, weights: np.ndarray) -> None:
-    with pytest.raises(UnknownCategoryError, match="valid categories: theory, culture"):
+    with pytest.raises(UnknownCategoryError, match="可选：theory, culture"):
         siting.recommend_sites(district, 2, weights, category="karaoke")
     extra = gpd.GeoDataFrame(geometry=gpd.points_from_xy([112.55], [37.80]), crs="EPSG:4326")
     with pytest.raises(UnknownCategoryError, match="karaoke"):

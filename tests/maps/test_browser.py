@@ -23,6 +23,8 @@ import pytest
 
 import geo
 from maps import assets
+from maps.page import LAYER_NAMES
+from tests.maps.helpers import skip_or_fail
 
 pytestmark = pytest.mark.browser
 
@@ -58,9 +60,15 @@ def _inject(cache_dir: Path, cache: Path) -> None:
     i = pos.index[pos["level"] == "community"][0]
     old = pos.at[i, "name"]
     pos.at[i, "name"] = EVIL
+    # A district of its own has ids of its own (they share one dispatch database).
+    prefix = f"{geo.DEFAULT_DISTRICT}-"
+    for col in ("site_id", "parent_id"):
+        pos[col] = pos[col].str.replace(prefix, f"{INJECTED}-", n=1, regex=False)
     pos.to_parquet(evil / "positions.parquet")
     teams = pd.read_parquet(evil / "teams.parquet")
     teams["name"] = teams["name"].str.replace(old, EVIL, regex=False)
+    for col in ("site_id", "team_id"):
+        teams[col] = teams[col].str.replace(prefix, f"{INJECTED}-", n=1, regex=False)
     teams.to_parquet(evil / "teams.parquet")
     meta = json.loads((evil / "meta.json").read_text())
     meta["name"] = INJECTED
@@ -71,12 +79,13 @@ def _inject(cache_dir: Path, cache: Path) -> None:
 def server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``practice-circle serve``: uvicorn in a subprocess on a free port."""
     if assets.missing_assets():
-        pytest.fail("map assets missing: run `npm ci` at the repository root")
+        skip_or_fail("map assets missing: run `npm ci` at the repository root")
     cache = tmp_path_factory.mktemp("map-browser-cache")
     _inject(cache_dir, cache)
     port = _free_port()
     env = {**os.environ, "PRACTICE_CIRCLE_CACHE": str(cache),
-           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT}
+           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT,
+           "PRACTICE_CIRCLE_DISTRICTS": INJECTED}
     log = (cache / "uvicorn.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
@@ -109,8 +118,11 @@ def server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         yield b
@@ -153,7 +165,8 @@ def visit(browser: Any, server: str) -> Iterator[Any]:
 
         page.on("dialog", on_dialog)
         page.goto(server + path)
-        page.wait_for_function("window.practiceMap && window.practiceMap.ready === true",
+        # a function, not an expression: the page's CSP forbids eval, which an expression needs
+        page.wait_for_function("() => window.practiceMap && window.practiceMap.ready === true",
                                timeout=20000)
         return v
 
@@ -444,30 +457,196 @@ def test_osm_names_show_as_text(visit: Any) -> None:
     assert v.errors == [] and v.external == []
 
 
+_PLANNER = {  # layer key: the API path the map fetches it from
+    "cells": "/coverage/cells",
+    "serviceAreas": "/service-areas",
+    "gaps": "/gaps",
+    "recommendations": "/recommendations",
+}
+
+
+def _settle(page: Any) -> None:
+    """Wait until the map stands still (no pan or zoom, no cluster animation), then two frames."""
+    page.wait_for_function(
+        "() => !window.__pcMoving && !document.querySelector('.leaflet-cluster-anim')",
+        timeout=10000)
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+_WATCH_MOVES = """() => {
+    const m = practiceMap.map;
+    window.__pcMoving = false;
+    window.__pcPopup = null;
+    window.__pcEvents = [];
+    m.on('movestart zoomstart', () => { window.__pcMoving = true; });
+    m.on('moveend', () => { window.__pcMoving = false; });
+    m.on('popupopen', e => { window.__pcPopup = e.popup; });
+    m.on('popupclose', e => { if (window.__pcPopup === e.popup) window.__pcPopup = null; });
+    m.on('click popupopen popupclose movestart zoomstart', e => window.__pcEvents.push(e.type));
+}"""
+
+
 def test_planner_layers_load_when_toggled(visit: Any) -> None:
     v = visit("/map")
     page = v.page
-    planner = ("coverage/cells", "service-areas", "gaps", "recommendations")
-    assert not [u for u in v.requests if any(p in u for p in planner)]  # lazy
+    assert not [u for u in v.requests if any(p in u for p in _PLANNER.values())]  # lazy
     page.hover(".leaflet-control-layers")
-    page.get_by_text("规划 · 步行时间网格").click()
-    status = page.locator('#pc-layer-status li[data-layer="cells"]')
-    status.wait_for()
-    page.wait_for_function(
-        "document.querySelector('#pc-layer-status li[data-layer=\"cells\"]').textContent"
-        ".includes('已加载')")
-    assert page.locator("#pc-cells-legend").is_visible()
-    for key, label in (("serviceAreas", "规划 · 15分钟服务范围"), ("gaps", "规划 · 服务缺口与居民"),
-                       ("recommendations", "规划 · 推荐新址")):
-        page.get_by_text(label).click()
+    for key, path in _PLANNER.items():
+        page.get_by_text(LAYER_NAMES[key]).click()
         page.wait_for_function(
-            f"['loaded', 'missing', 'failed'].includes(document.querySelector("
-            f"'#pc-layer-status li[data-layer=\"{key}\"]').dataset.state)")
+            "(key) => ['loaded', 'missing', 'failed'].includes(document.querySelector("
+            "`#pc-layer-status li[data-layer=\"${key}\"]`)?.dataset.state)", arg=key,
+            timeout=60000)
         li = page.locator(f'#pc-layer-status li[data-layer="{key}"]')
-        state = li.get_attribute("data-state")
-        assert state in {"loaded", "missing"}, li.inner_text()
-        if state == "missing":
-            assert "暂未开放" in li.inner_text()
-    # a 404 of a layer not built yet logs a failed resource load, and nothing else
-    assert [e for e in v.errors if "404" not in e] == []
+        assert li.get_attribute("data-state") == "loaded", li.inner_text()
+        urls = [u for u in v.requests if urllib.parse.urlsplit(u).path == path]
+        assert len(urls) == 1, urls
+        # what the map shows is what the API answers for the same URL
+        answer = _get(urls[0])["features"]
+        assert answer, key
+        assert li.get_attribute("data-count") == str(len(answer)), li.inner_text()
+        assert f"已加载 {len(answer)} 个要素" in li.inner_text()
+    assert page.locator("#pc-cells-legend").is_visible()
+    service = next(u for u in v.requests if "/service-areas" in u)
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(service).query)["minutes"] == ["15"]
+    assert v.errors == []
     assert v.external == []
+
+
+def test_recommended_site_popup_speaks_chinese(visit: Any, server: str) -> None:
+    v = visit("/map")
+    page = v.page
+    page.hover(".leaflet-control-layers")
+    page.get_by_text(LAYER_NAMES["sites"]).click()  # off: nothing above the planner points
+    page.get_by_text(LAYER_NAMES["recommendations"]).click()
+    status = page.locator('#pc-layer-status li[data-layer="recommendations"]')
+    page.wait_for_function(
+        "() => document.querySelector('#pc-layer-status li[data-layer=\"recommendations\"]')"
+        "?.dataset.state === 'loaded'", timeout=60000)
+    url = next(u for u in v.requests if "/recommendations" in u)
+    picks = _get(url)["features"]
+    assert picks, status.inner_text()
+    page.mouse.move(5, 300)  # let the layer control fold away
+    page.evaluate(_WATCH_MOVES)
+    first = picks[0]
+    lon, lat = first["geometry"]["coordinates"]
+    page.evaluate("([lat, lon]) => { practiceMap.map.setView([lat, lon], 17, {animate: false}); }",
+                  [lat, lon])
+    _settle(page)
+    x, y = page.evaluate("""([lat, lon]) => {
+        const m = practiceMap.map, p = m.latLngToContainerPoint([lat, lon]);
+        const box = m.getContainer().getBoundingClientRect();
+        return [box.left + p.x, box.top + p.y];
+    }""", [lat, lon])
+    page.mouse.click(x, y)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    text = popup.inner_text()
+    p = first["properties"]
+    assert p["label"] in text and "规划 · 推荐新址" not in text
+    assert "推荐新址" in text and "推荐顺序：第 1 位" in text
+    assert f"新增覆盖居民（估算）：{p['new_residents']:,.1f}".rstrip("0").rstrip(".") in text
+    assert f"新增覆盖网格：{p['new_cells']} 个" in text
+    share = round(p["cumulative_f15"] * 100, 1)
+    assert f"累计覆盖率：{share:g}%" in text
+    assert "相对指数" in text  # the residents are an index, and the popup says so
+    for key in p:
+        assert f"{key}：" not in text, key
+    assert "：是" not in text and "：否" not in text and "true" not in text.lower()
+    assert page.evaluate("practiceMap.lastQuery()") is None  # the click did not reach the map
+    assert v.errors == [] and v.external == []
+
+
+_TAP_POINT = """(id) => {
+    const icon = document.querySelector(`.pc-marker[data-site-id="${id}"]`);
+    if (!icon) return null;
+    const r = icon.getBoundingClientRect();
+    for (const [fx, fy] of [[0.5, 0.5], [0.35, 0.5], [0.65, 0.5], [0.5, 0.35], [0.5, 0.65]]) {
+        const x = r.left + r.width * fx, y = r.top + r.height * fy;
+        const hit = document.elementFromPoint(x, y);
+        if (hit && hit.closest('.pc-marker') === icon) return [x, y];
+    }
+    return null;
+}"""
+
+
+def _show_unclustered(page: Any, sid: str, lon: float, lat: float) -> tuple[float, float]:
+    """Centre the map on a position, closer until its marker can be tapped (no other on top)."""
+    for zoom in (16, 17, 18, 19):
+        page.evaluate("([lat, lon, z]) => { practiceMap.map.closePopup();"
+                      " practiceMap.map.setView([lat, lon], z, {animate: false}); }",
+                      [lat, lon, zoom])
+        _settle(page)
+        # a closed popup fades out, still in the page for a moment: let it go before tapping
+        page.wait_for_function("() => !document.querySelector('.leaflet-popup')")
+        point = page.evaluate(_TAP_POINT, sid)
+        if point:
+            return float(point[0]), float(point[1])
+    pytest.fail(f"{sid}: no point of its marker can be tapped, even at zoom 19")
+
+
+def _popup_state(page: Any, sid: str) -> dict[str, Any]:
+    return dict(page.evaluate("""(id) => {
+        const m = practiceMap.map, popup = window.__pcPopup;
+        const pop = popup && m.hasLayer(popup) ? popup.getElement() : null;
+        const icon = document.querySelector(`.pc-marker[data-site-id="${id}"]`);
+        const box = m.getContainer().getBoundingClientRect();
+        const r = icon && icon.getBoundingClientRect();
+        return {
+            open: !!pop,
+            title: pop ? pop.querySelector('.pc-pop-title').textContent : null,
+            zoom: m.getZoom(),
+            markerInView: !!r && r.top >= box.top && r.bottom <= box.bottom
+                && r.left >= box.left && r.right <= box.right,
+            query: practiceMap.lastQuery(),
+            marker: r ? [r.left, r.top, r.width, r.height] : null,
+            events: window.__pcEvents.splice(0),
+        };
+    }""", sid))
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["standard", "elder-mode"])
+def test_tapping_a_position_on_a_phone_keeps_its_popup_open(
+    visit: Any, server: str, large: bool
+) -> None:
+    v = visit(f"/map?large={int(large)}", width=360, height=740, has_touch=True,
+              is_mobile=True)
+    page = v.page
+    assert page.evaluate("document.documentElement.classList.contains('pc-large')") is large
+    page.evaluate(_WATCH_MOVES)
+    sites = _get(server + "/sites")["features"]
+    bad = []
+    for f in sites:
+        sid, name = f["properties"]["site_id"], f["properties"]["name"]
+        lon, lat = f["geometry"]["coordinates"]
+        x, y = _show_unclustered(page, sid, lon, lat)
+        page.touchscreen.tap(x, y)
+        _settle(page)  # the popup pans itself into view: wait until that move is over
+        state = _popup_state(page, sid)
+        if not (state["open"] and state["title"] == name and state["markerInView"]
+                and state["query"] is None):
+            bad.append((sid, f["properties"]["level"], (x, y), state))
+    assert bad == [], f"{len(bad)} of {len(sites)} positions: {bad}"
+    assert v.errors == [] and v.external == []
+
+
+def test_search_result_opens_the_position_on_a_phone(visit: Any, server: str) -> None:
+    v = visit("/map", width=360, height=740, has_touch=True, is_mobile=True)
+    page = v.page
+    page.evaluate(_WATCH_MOVES)
+    sites = _get(server + "/sites")["features"]
+    bad = []
+    for f in sites:
+        sid, name = f["properties"]["site_id"], f["properties"]["name"]
+        page.evaluate("() => { practiceMap.map.closePopup();"
+                      " practiceMap.map.setZoom(13, {animate: false}); }")
+        _settle(page)
+        page.fill("#pc-search", name)
+        page.locator(f'#pc-results .pc-item[data-site-id="{sid}"]').tap()
+        _settle(page)
+        state = _popup_state(page, sid)
+        if not (state["open"] and state["title"] == name and state["zoom"] >= 16
+                and state["markerInView"] and state["query"] is None):
+            bad.append((sid, f["properties"]["level"], state))
+    assert bad == [], f"{len(bad)} of {len(sites)} positions: {bad}"
+    assert v.errors == [] and v.external == []

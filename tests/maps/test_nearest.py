@@ -73,10 +73,10 @@ def test_category_filter_and_limit(district: geo.District) -> None:
     cats = district.positions.set_index("site_id")["categories"]
     for f in fc["features"]:
         assert "legal" in cats[f["properties"]["site_id"]].split(",")
-    with pytest.raises(geo.UnknownCategoryError, match="valid categories"):
+    with pytest.raises(geo.UnknownCategoryError, match="可选"):
         nearest_positions(district, 112.565, 37.805, category_code="karaoke")
 
 
 def test_far_away_point_is_refused(district: geo.District) -> None:
-    with pytest.raises(geo.OutOfAreaError, match="from the walking network"):
+    with pytest.raises(geo.OutOfAreaError, match="距最近的步行道路"):
         nearest_positions(district, 113.2, 37.805)

@@ -14,6 +14,7 @@ import geo
 from maps import assets
 from maps.basemap import district_basemap, street_class, streets_layer
 from maps.page import LAYER_NAMES, build_page
+from tests.maps.helpers import skip_or_fail
 
 EVIL = '<img src=x onerror=alert(1)></script><script>alert(2)</script>'
 
@@ -78,7 +79,7 @@ def test_assets_are_local_and_on_disk(page: str) -> None:
     assert (assets.STATIC_DIR / "practice-map.css").is_file()
     missing = assets.missing_assets()
     if missing and not assets.node_modules_dir().is_dir():
-        pytest.skip("node_modules absent: run `npm ci`")
+        skip_or_fail("node_modules absent: run `npm ci`")
     assert missing == []
 
 

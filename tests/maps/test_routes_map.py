@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 import geo
 from maps import assets
+from tests.maps.helpers import skip_or_fail
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def client(cache_dir: Path) -> Iterator[TestClient]:
 @pytest.mark.parametrize("path", ["/", "/map", "/map?district=小店区"])
 def test_page_is_served(client: TestClient, path: str) -> None:
     if assets.missing_assets():
-        pytest.skip("node_modules absent: run `npm ci`")
+        skip_or_fail("node_modules absent: run `npm ci`")
     r = client.get(path)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
@@ -106,9 +107,10 @@ def test_assets_are_served_and_confined(client: TestClient) -> None:
     r = client.get("/assets/app/practice-map.js")
     assert r.status_code == 200 and "PracticeMap" in r.text
     assert client.get("/assets/app/practice-map.css").status_code == 200
-    if not assets.missing_assets():
-        assert client.get("/assets/leaflet/leaflet.js").status_code == 200
-        assert client.get("/assets/leaflet/images/layers.png").status_code == 200
-        assert client.get("/assets/leaflet.markercluster/MarkerCluster.css").status_code == 200
     assert client.get("/assets/leaflet/../package.json").status_code == 404
     assert client.get("/assets/app/../page.py").status_code == 404
+    if assets.missing_assets():
+        skip_or_fail("node_modules absent: run `npm ci`")
+    assert client.get("/assets/leaflet/leaflet.js").status_code == 200
+    assert client.get("/assets/leaflet/images/layers.png").status_code == 200
+    assert client.get("/assets/leaflet.markercluster/MarkerCluster.css").status_code == 200
