@@ -9,12 +9,15 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.services.coverage import coverage_summary, district_coverage
 from geo import (
     DEFAULT_DISTRICT,
     DEFAULT_WALK_M_PER_MIN,
+    MAX_WALK_M_PER_MIN,
+    MIN_WALK_M_PER_MIN,
     District,
     OSMDataError,
     OutOfAreaError,
@@ -48,7 +51,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
 
 def fail(message: str) -> NoReturn:
     """Print a one-line error and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message may quote a file or a name (``[/x]``, line breaks): shown as is, on one line.
+    line = " ".join(message.splitlines())
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -57,6 +62,10 @@ def _district(name: str, cache: Path | None) -> District:
         return get_district(name, cache_dir=cache, progress=sys.stderr.isatty())
     except UnknownDistrictError as e:
         fail(str(e).strip("'\""))
+    except OSError as e:  # an unwritable or full cache directory: say where, not a traceback
+        where = e.filename or cache or default_cache_dir()
+        fail(f"cannot use the cache directory ({where}): {e.strerror or e}; "
+             "set --cache or PRACTICE_CIRCLE_CACHE to a writable folder")
 
 
 def _print_json(obj: Any) -> None:
@@ -111,7 +120,8 @@ ProfileOpt = Annotated[
 ]
 PaceOpt = Annotated[
     float | None,
-    typer.Option("--walk-m-per-min", min=1.0, help="Pace (default: the profile's; 66.7 m/min)"),
+    typer.Option("--walk-m-per-min", min=MIN_WALK_M_PER_MIN, max=MAX_WALK_M_PER_MIN,
+                 help="Pace (default: the profile's; 66.7 m/min)"),
 ]
 CategoryOpt = Annotated[str | None, typer.Option("--category", "-c", help="Service category code")]
 DemandOpt = Annotated[
@@ -120,10 +130,11 @@ DemandOpt = Annotated[
 ]
 MinutesOpt = Annotated[float, typer.Option(min=0.1, help="Walking time limit")]
 
-#: Domain errors a user can cause from the command line: one line, exit code 2.
+#: Domain errors a user can cause from the command line: one line, exit code 2. Anything else
+#: (a bare ValueError included) is a bug and keeps its traceback.
 USER_ERRORS = (
     UnknownCategoryError, UnknownDistrictError, OSMDataError, DemandFileError,
-    UnknownProfileError, SitingError, OutOfAreaError, ValueError,
+    UnknownProfileError, SitingError, OutOfAreaError,
 )
 
 
@@ -438,6 +449,59 @@ def users_create(
         fail(str(e))
     typer.echo(f"created user {info['id']} {info['name']} ({info['role']}"
                + (f", team {info['team_id']}" if info["team_id"] else "") + ")", err=True)
+    typer.echo(token)
+
+
+UserIdOpt = Annotated[int | None, typer.Option("--id", help="User id (printed by users create)")]
+UserNameOpt = Annotated[str | None, typer.Option("--name", help="User name (if unique)")]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(help="Default $PRACTICE_CIRCLE_DATABASE_URL, else SQLite in the cache"),
+]
+
+
+def _token_change(action: str, user_id: int | None, name: str | None, district: str,
+                  cache: Path | None, database_url: str | None) -> tuple[dict[str, Any], Any]:
+    from api.services import accounts
+    from api.services.dispatch_errors import NotFoundError
+    from api.settings import Settings
+
+    overrides = {"cache": cache, "database_url": database_url}
+    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    d = _district(district, settings.cache)
+    change = accounts.revoke_account if action == "revoke" else accounts.rotate_account
+    try:
+        return change(settings.resolved_database_url, d, user_id=user_id, name=name)
+    except (ValueError, NotFoundError) as e:
+        fail(str(e))
+
+
+@users_app.command("revoke")
+def users_revoke(
+    user_id: UserIdOpt = None,
+    name: UserNameOpt = None,
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    cache: CacheOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Revoke a user's bearer token at once (users rotate gives the user a new one)."""
+    info, changed = _token_change("revoke", user_id, name, district, cache, database_url)
+    state = "revoked" if changed else "was already revoked:"
+    typer.echo(f"{state} the token of user {info['id']} {info['name']} ({info['role']})")
+
+
+@users_app.command("rotate")
+def users_rotate(
+    user_id: UserIdOpt = None,
+    name: UserNameOpt = None,
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    cache: CacheOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Give a user a new bearer token (the last line printed); the old one stops working."""
+    info, token = _token_change("rotate", user_id, name, district, cache, database_url)
+    typer.echo(f"new token for user {info['id']} {info['name']} ({info['role']}), "
+               f"valid until {info['token_expires_at']}", err=True)
     typer.echo(token)
 
 

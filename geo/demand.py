@@ -15,6 +15,7 @@ index) so that no estimate is shown as a census figure.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,13 @@ import numpy as np
 import osmnx as ox
 import pandas as pd
 import shapely
+from pyproj.exceptions import ProjError
 
 import data
 from data.loaders import HAIDIAN_OSM
 from geo._errors import DemandFileError
 from geo.district import District
+from geo.grid import polygonal
 
 #: District total of the relative residents index (Taiyuan and other places without counts).
 DEFAULT_INDEX_TOTAL = 1000.0
@@ -59,6 +62,14 @@ _BEIJING_BBOX = (115.41, 39.44, 117.51, 41.06)
 _COUNT_COLUMNS = ("population", "count")
 _LON_COLUMNS = ("lon", "lng", "longitude", "x")
 _LAT_COLUMNS = ("lat", "latitude", "y")
+#: The largest count one row may hold: more would be no head count (nor a sane index), and sums
+#: of such numbers overflow.
+MAX_COUNT = 1e12
+#: How a file must begin before GDAL may read it. GDAL picks its driver from the content, not the
+#: name: a ".geojson" holding an OGR VRT would have it read whatever file the VRT names.
+_GEOPACKAGE_HEADER = b"SQLite format 3\x00"
+_GEOPACKAGE_IDS = (b"GPKG", b"GP10", b"GP11")  # SQLite application_id, at byte 68
+_SNIFF_BYTES = 1 << 16
 _KNOWN_OSM = {HAIDIAN_OSM.name: HAIDIAN_OSM}
 
 
@@ -344,6 +355,22 @@ def _pick(columns: list[str], wanted: tuple[str, ...]) -> str | None:
     return None
 
 
+def _numbers(column: pd.Series) -> pd.Series:
+    """Numbers of a column as floats; NaN where a value is missing or not a number."""
+    try:
+        return pd.to_numeric(column, errors="coerce").astype(float)
+    except (OverflowError, TypeError, ValueError):  # e.g. a 400-digit integer
+        def one(value: Any) -> float:
+            try:
+                return float(pd.to_numeric(value))
+            except OverflowError:
+                return np.inf
+            except (TypeError, ValueError):
+                return np.nan
+
+        return column.map(one).astype(float)
+
+
 def _counts(path: Path, frame: pd.DataFrame, count_column: str | None) -> tuple[np.ndarray, str]:
     columns = [str(c) for c in frame.columns if c != "geometry"]
     wanted = (count_column,) if count_column else _COUNT_COLUMNS
@@ -352,10 +379,12 @@ def _counts(path: Path, frame: pd.DataFrame, count_column: str | None) -> tuple[
         looked = " or ".join(repr(w) for w in wanted)
         msg = f"{path}: no count column {looked} (columns: {', '.join(columns) or 'none'})"
         raise DemandFileError(msg)
-    values = pd.to_numeric(frame[col], errors="coerce")
+    values = _numbers(frame[col])
     bad = values.isna() & frame[col].notna()
     if bad.any():
-        msg = f"{path}: column {col!r} has non-numeric values (e.g. {frame[col][bad].iloc[0]!r})"
+        example = str(frame[col][bad].iloc[0])
+        example = example if len(example) <= 40 else example[:40] + "…"
+        msg = f"{path}: column {col!r} has non-numeric values (e.g. {example!r})"
         raise DemandFileError(msg)
     if values.isna().any():
         msg = f"{path}: column {col!r} has {int(values.isna().sum())} missing values"
@@ -363,7 +392,105 @@ def _counts(path: Path, frame: pd.DataFrame, count_column: str | None) -> tuple[
     if (values < 0).any():
         msg = f"{path}: column {col!r} has negative counts"
         raise DemandFileError(msg)
+    if (values > MAX_COUNT).any():
+        msg = f"{path}: column {col!r} has counts above {MAX_COUNT:g} (or infinite)"
+        raise DemandFileError(msg)
     return values.to_numpy(dtype=float), col
+
+
+def _brief(error: Exception, limit: int = 200) -> str:
+    """Put a reader's error message on one line, cut if long (it may quote the file)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _check_signature(path: Path, error: type[ValueError], what: str) -> None:
+    """Refuse a GeoPackage or GeoJSON file whose first bytes are not of that format."""
+    with path.open("rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if not head:
+        msg = f"{path}: cannot read {what} (the file is empty)"
+        raise error(msg)
+    if path.suffix.lower() == ".gpkg":
+        if not head.startswith(_GEOPACKAGE_HEADER) or head[68:72] not in _GEOPACKAGE_IDS:
+            msg = f"{path}: cannot read {what} (not a GeoPackage: no GeoPackage header)"
+            raise error(msg)
+    elif not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+        msg = f"{path}: cannot read {what} (not GeoJSON: it does not start with '{{')"
+        raise error(msg)
+
+
+def _lonlat(frame: gpd.GeoDataFrame) -> bool:
+    """Tell whether every coordinate is a finite longitude/latitude."""
+    xy = shapely.get_coordinates(frame.geometry.to_numpy())
+    return bool((np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all())
+
+
+def read_vector_file(
+    path: str | Path, *, what: str, error: type[ValueError] = DemandFileError
+) -> gpd.GeoDataFrame:
+    """Read a GeoPackage or GeoJSON file with GDAL, its features' geometry in WGS84.
+
+    The first bytes must be of the format its name says (see :data:`_GEOPACKAGE_HEADER`);
+    the geometry is converted to longitude/latitude (a file without a CRS must already be in
+    it), and every coordinate must be finite and within [-180, 180] x [-90, 90]. GDAL's warnings
+    are not shown: what it returns is checked here and by the caller.
+
+    Parameters
+    ----------
+    path
+        ``.gpkg``, ``.geojson`` or ``.json``.
+    what
+        What the file holds, for messages (``"residents"``, ``"extra sites"``).
+    error
+        The exception to raise.
+
+    Raises
+    ------
+    ValueError
+        Of type ``error``, naming the file and what is wrong.
+    """
+    path = Path(path)
+    _check_signature(path, error, what)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = gpd.read_file(path)
+    except Exception as e:  # pyogrio raises its own errors for unreadable files
+        msg = f"{path}: cannot read {what} ({type(e).__name__}: {_brief(e)})"
+        raise error(msg) from e
+    if not isinstance(frame, gpd.GeoDataFrame):
+        msg = f"{path}: no geometry in the file"
+        raise error(msg)
+    if frame.crs is None:
+        if not _lonlat(frame):
+            msg = f"{path}: no CRS and the coordinates are not longitude/latitude"
+            raise error(msg)
+        return frame.set_crs("EPSG:4326")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # out-of-range points become inf, refused below
+            frame = frame.to_crs("EPSG:4326")
+    except ProjError as e:
+        msg = f"{path}: cannot convert its CRS to longitude/latitude ({_brief(e)})"
+        raise error(msg) from e
+    if not _lonlat(frame):
+        msg = f"{path}: coordinates outside longitude/latitude (is the CRS right?)"
+        raise error(msg)
+    return frame
+
+
+def _areas(path: Path, geoms: np.ndarray) -> np.ndarray:
+    """Polygons made valid (a self-crossing ring would break the area split), points kept."""
+    geoms = geoms.copy()
+    is_poly = shapely.get_dimensions(geoms) == 2
+    for i in np.flatnonzero(is_poly & ~shapely.is_valid(geoms)):
+        fixed = polygonal(geoms[i])
+        if fixed.is_empty:
+            msg = f"{path}: feature {i + 1} is a polygon without area"
+            raise DemandFileError(msg)
+        geoms[i] = fixed
+    return geoms
 
 
 def read_demand_file(path: str | Path, *, count_column: str | None = None) -> gpd.GeoDataFrame:
@@ -387,9 +514,10 @@ def read_demand_file(path: str | Path, *, count_column: str | None = None) -> gp
     Raises
     ------
     DemandFileError
-        If the file is missing or unreadable, has no usable geometry or coordinates, lacks the
-        count column, or holds non-numeric, missing or negative counts; the message names the
-        file and the column.
+        If the file is missing, empty or unreadable, is not of the format its name says, has no
+        rows, no usable geometry or coordinates (finite longitude/latitude), lacks the count
+        column, or holds non-numeric, missing, negative or huge (> :data:`MAX_COUNT`) counts;
+        the message names the file and the column.
     """
     path = Path(path)
     if not path.is_file():
@@ -400,7 +528,7 @@ def read_demand_file(path: str | Path, *, count_column: str | None = None) -> gp
         try:
             frame = pd.read_csv(path)
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-            msg = f"{path}: cannot read CSV ({e})"
+            msg = f"{path}: cannot read CSV ({_brief(e)})"
             raise DemandFileError(msg) from e
         columns = [str(c) for c in frame.columns]
         lon, lat = _pick(columns, _LON_COLUMNS), _pick(columns, _LAT_COLUMNS)
@@ -411,9 +539,12 @@ def read_demand_file(path: str | Path, *, count_column: str | None = None) -> gp
                 f"{', '.join(columns) or 'none'})"
             )
             raise DemandFileError(msg)
+        if frame.empty:
+            msg = f"{path}: no rows of residents"
+            raise DemandFileError(msg)
         counts, col = _counts(path, frame, count_column)
-        x = pd.to_numeric(frame[lon], errors="coerce").to_numpy(dtype=float)
-        y = pd.to_numeric(frame[lat], errors="coerce").to_numpy(dtype=float)
+        x = _numbers(frame[lon]).to_numpy()
+        y = _numbers(frame[lat]).to_numpy()
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             msg = f"{path}: columns {lon!r}/{lat!r} have missing or non-numeric coordinates"
             raise DemandFileError(msg)
@@ -422,29 +553,20 @@ def read_demand_file(path: str | Path, *, count_column: str | None = None) -> gp
             raise DemandFileError(msg)
         gdf = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs="EPSG:4326")
     elif suffix in (".gpkg", ".geojson", ".json"):
-        try:
-            frame = gpd.read_file(path)
-        except Exception as e:  # pyogrio raises its own errors for unreadable files
-            msg = f"{path}: cannot read ({type(e).__name__}: {e})"
-            raise DemandFileError(msg) from e
+        frame = read_vector_file(path, what="residents")
         if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.isna().all():
             msg = f"{path}: no geometry (expected points or polygons with a count column)"
             raise DemandFileError(msg)
         if frame.geometry.isna().any() or frame.geometry.is_empty.any():
-            msg = f"{path}: {int(frame.geometry.isna().sum())} features have no geometry"
+            missing = int((frame.geometry.isna() | frame.geometry.is_empty).sum())
+            msg = f"{path}: {missing} features have no geometry"
             raise DemandFileError(msg)
         kinds = set(frame.geom_type)
         if not kinds <= {"Point", "Polygon", "MultiPolygon"}:
             msg = f"{path}: unsupported geometry {sorted(kinds)} (expected points or polygons)"
             raise DemandFileError(msg)
         counts, col = _counts(path, frame, count_column)
-        if frame.crs is None:
-            x0, y0, x1, y1 = frame.total_bounds
-            if x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90:
-                msg = f"{path}: no CRS and the coordinates are not longitude/latitude"
-                raise DemandFileError(msg)
-            frame = frame.set_crs("EPSG:4326")
-        gdf = gpd.GeoDataFrame(geometry=frame.geometry.to_crs("EPSG:4326").to_numpy(),
+        gdf = gpd.GeoDataFrame(geometry=_areas(path, frame.geometry.to_numpy()),
                                crs="EPSG:4326")
     else:
         msg = f"{path}: unsupported file type {suffix!r} (use .gpkg, .geojson or .csv)"
@@ -525,7 +647,8 @@ def cell_demand(
     Raises
     ------
     DemandFileError
-        If ``demand_file`` cannot be used.
+        If ``demand_file`` cannot be used (:func:`read_demand_file`), or puts no resident in
+        the district's cells.
     """
     if demand_file is not None:
         residents = read_demand_file(demand_file, count_column=count_column)
@@ -533,6 +656,13 @@ def cell_demand(
             residents, district.cells, crs_metric=district.network.crs_metric
         )
         name, col = residents.attrs["source"], residents.attrs["count_column"]
+        if not pop.sum() > 0:  # every share would be 0/0
+            total = float(residents["population"].sum())
+            where = "its counts sum to 0" if total <= 0 else (
+                f"none of its {total:g} residents lie in the grid cells of {district.name}"
+            )
+            msg = f"{demand_file}: {where}; no share of residents can be computed"
+            raise DemandFileError(msg)
         method = (
             f"user file {name} (column {col!r}): points summed by cell, polygons split by area"
         )

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,22 @@ def default_cache_dir() -> Path:
     """Return the cache directory (``$PRACTICE_CIRCLE_CACHE`` or ``~/.cache/practice-circle``)."""
     env = os.environ.get("PRACTICE_CIRCLE_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "practice-circle"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create a directory only its owner may enter (0700) unless it exists; return it.
+
+    Missing parents are made as usual (``~/.cache`` is not ours); an existing directory is
+    left as its owner set it.
+    """
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # made by another process meanwhile
+            return path
+        path.chmod(0o700)  # mkdir's mode passes through the umask
+    return path
 
 
 @dataclass(eq=False)  # identity-hashed: one loaded district is one object
@@ -351,7 +368,8 @@ def save_district(district: District, cache_dir: Path | None = None) -> Path:
     """Write a district to the cache atomically (a half-written district never appears)."""
     cache_dir = cache_dir or default_cache_dir()
     final = _district_dir(cache_dir, district.name)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(cache_dir)  # owner-only: it holds the SQLite database too
+    ensure_private_dir(final.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{district.name}.", dir=final.parent))
     try:
         district.nodes.reset_index().to_parquet(tmp / "nodes.parquet")
@@ -444,6 +462,49 @@ def get_district(
     return district
 
 
+#: Longest name a new district may have, in characters.
+MAX_DISTRICT_NAME = 64
+#: Characters a district name may hold besides letters (any script), marks and digits.
+DISTRICT_NAME_PUNCTUATION = frozenset(" -_·()（）")
+
+
+def check_district_name(name: str) -> str:
+    """Return ``name`` if it may name a new district, else refuse it.
+
+    A name becomes a folder in the cache and appears in URLs, the web map and the terminal, so
+    it is 1 to :data:`MAX_DISTRICT_NAME` letters of any script (CJK included), digits, spaces and
+    ``- _ · ( ) （ ）``, starting with a letter or digit, not ending with a space: no path
+    separators, dots, control or format characters, quotes or markup.
+
+    Raises
+    ------
+    OSMDataError
+        Saying what is wrong with the name.
+    """
+    shown = repr(name if len(name) <= 24 else name[:24] + "…")
+    rule = (f"use 1 to {MAX_DISTRICT_NAME} letters, digits, spaces and - _ · ( ), starting with "
+            "a letter or digit")
+    why = ""
+    if not name:
+        why = "it is empty"
+    elif len(name) > MAX_DISTRICT_NAME:
+        why = f"it has {len(name)} characters"
+    elif unicodedata.category(name[0])[0] not in "LN":
+        why = f"it starts with {name[0]!r}"
+    elif name.endswith(" "):
+        why = "it ends with a space"
+    else:
+        for ch in name:
+            kind = unicodedata.category(ch)
+            if not (kind[0] in "LM" or kind in ("Nd", "Nl") or ch in DISTRICT_NAME_PUNCTUATION):
+                why = f"{ch!r} is not allowed"
+                break
+    if why:
+        msg = f"invalid district name {shown}: {why}; {rule}"
+        raise OSMDataError(msg)
+    return name
+
+
 def import_osm(
     path: str | Path, name: str, *, cache_dir: Path | None = None, progress: bool = False
 ) -> District:
@@ -452,14 +513,20 @@ def import_osm(
     Raises
     ------
     OSMDataError
-        If the file cannot be used; nothing is written to the cache then.
+        If the name is refused by :func:`check_district_name` or names a bundled district, or
+        the file cannot be used (see :func:`geo.network.graph_from_osm_xml`), or its walkable
+        ways enclose no grid cell; nothing is written to the cache then.
     """
-    if not name or "/" in name or name.startswith("."):
-        msg = f"invalid district name {name!r}"
-        raise OSMDataError(msg)
+    check_district_name(name)
     if name in {b.name for b in bundled_districts()}:
         msg = f"{name!r} is a bundled district; choose another name for the import"
         raise OSMDataError(msg)
     district = build_district_from_xml(path, name, progress=progress)
+    if district.cells.empty:
+        msg = (
+            f"{path}: the walkable ways enclose no area ({district.meta['nodes']} nodes in a "
+            "line or a point), so there is no grid cell to plan for"
+        )
+        raise OSMDataError(msg)
     save_district(district, cache_dir)
     return district

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import math
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from xml.parsers import expat
 
 import geopandas as gpd
 import networkx as nx
@@ -37,6 +39,24 @@ _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 MAX_ACCESS_M = 800.0
 # Edge weights must stay positive: csgraph would read an explicit zero as "no edge".
 _MIN_WEIGHT_M = 1e-6
+#: The widest an imported walking network may be (each side of its bounding box): a district,
+#: not a province. It bounds the grid an import builds (about 100,000 H3 cells at most); a wider
+#: one is nearly always a wrong coordinate.
+MAX_IMPORT_SPAN_KM = 100.0
+#: Latitudes where a UTM zone exists (the metric CRS of every district).
+_UTM_LATITUDES = (-80.0, 84.0)
+_KM_PER_DEGREE = 111.32
+# OSM XML values as osmnx converts them (int() and float() would also take "1_000", " 7", "nan",
+# "١٢"): plain ASCII integers that fit 64 bits, and plain decimals.
+_OSM_INT = re.compile(r"-?[0-9]{1,19}")
+_OSM_DECIMAL = re.compile(
+    r"[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,3})?"
+)
+_OSM_ELEMENTS = frozenset({"node", "way", "relation"})
+_OSM_INT_ATTRS = ("id", "version", "changeset", "uid")
+# Which element each child of an OSM element must sit in (osmnx assumes it).
+_OSM_PARENTS = {"tag": _OSM_ELEMENTS, "nd": frozenset({"way"}), "member": frozenset({"relation"})}
+_XML_CHUNK = 1 << 16
 
 
 def parse_other_tags(text: object) -> dict[str, str]:
@@ -123,13 +143,119 @@ def graph_from_lines(lines: gpd.GeoDataFrame) -> nx.MultiDiGraph:
     return G
 
 
-def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
-    """Read an OSM XML file into an unsimplified walking graph (walk filter applied).
+def _shown(value: str, limit: int = 40) -> str:
+    """Quote a value from a file for a one-line message, cut if long."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+class _OSMXMLCheck:
+    """Expat handlers that refuse what osmnx's OSM XML readers should never be handed."""
+
+    def __init__(self, path: Path, parser: Any) -> None:
+        self.path, self.parser = path, parser
+        self.stack: list[str] = []
+        self.root = False
+        self.element = ""  # e.g. "way 12", for messages
+        self.way = 0
+        self.ways = 0
+        self.nodes: set[int] = set()
+        self.first_way_of_ref: dict[int, int] = {}
+
+    def refuse(self, what: str) -> None:
+        msg = f"{self.path}: line {self.parser.CurrentLineNumber}: {what}"
+        raise OSMDataError(msg)
+
+    def xml_decl(self, version: str, encoding: str | None, standalone: int) -> None:
+        if encoding is not None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+            self.refuse(f"declares encoding {_shown(encoding)}; OSM XML is read as UTF-8 only")
+
+    def doctype(self, name: str, sysid: str | None, pubid: str | None, internal: int) -> None:
+        if name != "osm":
+            msg = f"{self.path}: not OSM XML (root element <{name}>, expected <osm>)"
+            raise OSMDataError(msg)
+        self.refuse("has a document type declaration (<!DOCTYPE>), which OSM XML never has; "
+                    "refused so that no entity is expanded or fetched")
+
+    def entity(self, *args: object) -> None:
+        self.refuse("declares an XML entity; refused")
+
+    def external_entity(self, *args: object) -> int:
+        self.refuse("refers to an external entity; refused")
+        return 0
+
+    def integer(self, attrs: dict[str, str], key: str, *, required: bool) -> int:
+        value = attrs.get(key)
+        if value is None:
+            if required:
+                self.refuse(f"<{self.stack[-1]}> without {key}")
+            return 0
+        if not _OSM_INT.fullmatch(value) or not -(2**63) <= int(value) < 2**63:
+            self.refuse(f"{self.element}: {key}={_shown(value)} is not a 64-bit integer")
+        return int(value)
+
+    def degrees(self, attrs: dict[str, str], key: str, bound: float) -> None:
+        value = attrs.get(key)
+        if value is None:
+            self.refuse(f"{self.element} has no {key}")
+            return
+        number = float(value) if _OSM_DECIMAL.fullmatch(value) else math.nan
+        if not -bound <= number <= bound:  # also refuses NaN and infinities
+            self.refuse(f"{self.element} has {key}={_shown(value)}, not a number of degrees "
+                        f"from -{bound:g} to {bound:g}")
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        depth = len(self.stack)
+        self.stack.append(name)
+        if depth == 0:
+            if name != "osm":
+                msg = f"{self.path}: not OSM XML (root element <{name}>, expected <osm>)"
+                raise OSMDataError(msg)
+            self.root = True
+            return
+        parent = self.stack[-2]
+        if name in _OSM_ELEMENTS:
+            if depth != 1:
+                self.refuse(f"<{name}> inside <{parent}>")
+            self.element = f"<{name}>"
+            osm_id = self.integer(attrs, "id", required=True)
+            self.element = f"{name} {osm_id}"
+            for key in _OSM_INT_ATTRS[1:]:
+                self.integer(attrs, key, required=False)
+            if name == "node":
+                self.nodes.add(osm_id)
+                self.degrees(attrs, "lat", 90.0)
+                self.degrees(attrs, "lon", 180.0)
+            self.way = osm_id if name == "way" else 0
+            self.ways += name == "way"
+        elif name in _OSM_PARENTS:
+            if parent not in _OSM_PARENTS[name]:
+                inside = " or ".join(f"<{p}>" for p in sorted(_OSM_PARENTS[name]))
+                self.refuse(f"<{name}> inside <{parent}>, expected inside {inside}")
+            if name == "tag" and ("k" not in attrs or "v" not in attrs):
+                self.refuse(f"{self.element}: <tag> without k and v")
+            elif name == "nd":
+                self.first_way_of_ref.setdefault(self.integer(attrs, "ref", required=True),
+                                                 self.way)
+            elif name == "member":
+                self.integer(attrs, "ref", required=False)
+
+    def end(self, name: str) -> None:
+        self.stack.pop()
+
+
+def check_osm_xml(path: str | Path) -> None:
+    """Read an OSM XML file once, streaming, and refuse what should not reach osmnx's readers.
+
+    The file must be UTF-8 XML with an ``<osm>`` root and no document type declaration (so no
+    entity is ever declared, expanded or fetched: no billion laughs, no external entities); every
+    node, way and relation needs an integer ``id`` (64-bit), every node a finite ``lat`` in
+    [-90, 90] and ``lon`` in [-180, 180]; tags, way nodes and members must sit in their element
+    with their keys, and every node a way refers to must be in the file.
 
     Raises
     ------
     OSMDataError
-        If the file is missing, empty, not OSM XML, truncated, or has no walkable ways.
+        Naming the file, the line and what is wrong.
     """
     path = Path(path)
     if not path.is_file():
@@ -138,20 +264,75 @@ def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
     if path.stat().st_size == 0:
         msg = f"{path}: the file is empty"
         raise OSMDataError(msg)
+    parser = expat.ParserCreate(encoding="UTF-8")  # whatever the file declares
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    check = _OSMXMLCheck(path, parser)
+    parser.XmlDeclHandler = check.xml_decl
+    parser.StartDoctypeDeclHandler = check.doctype
+    parser.EntityDeclHandler = check.entity
+    parser.UnparsedEntityDeclHandler = check.entity
+    parser.ExternalEntityRefHandler = check.external_entity
+    parser.StartElementHandler = check.start
+    parser.EndElementHandler = check.end
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
     try:
-        root_tag = next(ET.iterparse(path, events=("start",)))[1].tag
-    except ET.ParseError as e:
-        msg = f"{path}: not XML ({e})"
+        with path.open("rb") as f:
+            while chunk := f.read(_XML_CHUNK):
+                try:
+                    utf8.decode(chunk)
+                except UnicodeDecodeError as e:
+                    msg = f"{path}: not UTF-8 text (byte {offset + e.start:,}); OSM XML is UTF-8"
+                    raise OSMDataError(msg) from e
+                parser.Parse(chunk, False)
+                offset += len(chunk)
+            parser.Parse(b"", True)
+    except expat.ExpatError as e:
+        what = "broken or truncated OSM XML" if check.root else "not XML"
+        msg = f"{path}: {what} ({expat.ErrorString(e.code)}: line {e.lineno}, column {e.offset})"
         raise OSMDataError(msg) from e
-    if root_tag != "osm":
-        msg = f"{path}: not OSM XML (root element <{root_tag}>, expected <osm>)"
+    if not check.ways:
+        msg = f"{path}: no walkable ways in the file (no <way> at all)"
         raise OSMDataError(msg)
-    try:
-        ET.parse(path)
-    except ET.ParseError as e:
-        msg = f"{path}: broken or truncated OSM XML ({e})"
-        raise OSMDataError(msg) from e
+    missing = check.first_way_of_ref.keys() - check.nodes
+    if missing:
+        ref = min(missing)
+        msg = (
+            f"{path}: way {check.first_way_of_ref[ref]} refers to node {ref}, which is not in the "
+            f"file ({len(missing):,} such nodes); export complete ways, not a clipped extract"
+        )
+        raise OSMDataError(msg)
 
+
+def _check_extent(path: Path, G: nx.MultiDiGraph) -> None:
+    """Refuse walkable ways spread wider than a district, or beyond the UTM latitudes."""
+    xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)], dtype=float)
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    mid = (y0 + y1) / 2
+    if not _UTM_LATITUDES[0] <= mid <= _UTM_LATITUDES[1]:
+        msg = (f"{path}: the walkable ways lie at latitude {mid:.2f}, outside the "
+               f"{_UTM_LATITUDES[0]:g}..{_UTM_LATITUDES[1]:g} that a UTM zone covers")
+        raise OSMDataError(msg)
+    wide = (x1 - x0) * _KM_PER_DEGREE * math.cos(math.radians(mid))
+    high = (y1 - y0) * _KM_PER_DEGREE
+    if max(wide, high) > MAX_IMPORT_SPAN_KM:
+        msg = (f"{path}: the walkable ways span {wide:,.0f} km x {high:,.0f} km; an import is "
+               f"limited to {MAX_IMPORT_SPAN_KM:g} km a side (is a node's lon/lat wrong?)")
+        raise OSMDataError(msg)
+
+
+def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
+    """Read an OSM XML file into an unsimplified walking graph (walk filter applied).
+
+    Raises
+    ------
+    OSMDataError
+        If the file is missing, empty, not OSM XML, truncated, or refused by
+        :func:`check_osm_xml`; or if it has no walkable ways, or they span more than
+        :data:`MAX_IMPORT_SPAN_KM` or lie where no UTM zone applies.
+    """
+    path = Path(path)
+    check_osm_xml(path)  # osmnx's own XML readers are handed only a file that passed this
     old_tags = list(ox.settings.useful_tags_way)
     ox.settings.useful_tags_way = sorted({*old_tags, *_WALK_TAGS})
     try:
@@ -168,6 +349,7 @@ def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
     if G.number_of_edges() == 0:
         msg = f"{path}: no walkable ways in the file"
         raise OSMDataError(msg)
+    _check_extent(path, G)
     return G
 
 
@@ -293,13 +475,18 @@ class WalkNetwork:
         """
         x, y = self._to_metric.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
         x, y = np.atleast_1d(x), np.atleast_1d(y)
-        edge, frac, access = self._segments.nearest(x, y)
+        # Far from the district's metric zone the projection has no answer (inf): such a point
+        # is as far from every street as can be, not a crash.
+        far = ~(np.isfinite(x) & np.isfinite(y))
+        edge, frac, access = self._segments.nearest(np.where(far, 0.0, x), np.where(far, 0.0, y))
+        access = np.where(far, np.inf, access)
         if max_access_m is not None and len(access) and np.any(access > max_access_m):
             bad = int(np.argmax(access))
+            away = f"{access[bad]:.0f} 米" if np.isfinite(access[bad]) else "极远"
             msg = (
-                f"position ({float(np.atleast_1d(lon)[bad]):.6f}, "
-                f"{float(np.atleast_1d(lat)[bad]):.6f}) is {access[bad]:.0f} m from the walking "
-                f"network (limit {max_access_m:.0f} m)"
+                f"位置 ({float(np.atleast_1d(lon)[bad]):.6f}, "
+                f"{float(np.atleast_1d(lat)[bad]):.6f}) 距最近的步行道路{away}，"
+                f"超出服务范围（{max_access_m:.0f} 米）"
             )
             raise OutOfAreaError(msg)
         return EdgePositions(edge, frac * self.length[edge], access)

@@ -42,16 +42,19 @@ _DIJKSTRA_BATCH = 256
 
 
 def siting_candidates(district: District) -> gpd.GeoDataFrame:
-    """List the real OSM places that are not yet practice positions.
+    """List the real OSM places inside the district that are not yet practice positions.
 
     Each place stands at its representative point (computed in the network's metric CRS, as the
-    registry places positions), so a recommendation can be checked by adding that point.
+    registry places positions), so a recommendation can be checked by adding that point. Places
+    whose point lies outside the district outline (in the network's margin, another district's
+    ground) are left out: a district can only open sites on its own ground.
 
     Returns
     -------
     geopandas.GeoDataFrame
         ``osm_id``, ``name`` (OSM name, may be empty), ``label`` (name or a kind description),
-        ``kind``, ``lon``, ``lat``, ``inside`` (within the district outline) and point geometry.
+        ``kind``, ``lon``, ``lat``, ``inside`` (within the district outline: always true) and
+        point geometry.
     """
     places = district.places
     taken = set(district.positions["osm_id"].astype(str))
@@ -78,7 +81,7 @@ def siting_candidates(district: District) -> gpd.GeoDataFrame:
         geometry=pts.to_numpy(),
         crs="EPSG:4326",
     )
-    return out.reset_index(drop=True)
+    return out[out["inside"].to_numpy(dtype=bool)].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------ coverage matrix
@@ -514,11 +517,11 @@ def maximal_coverage(
     Raises
     ------
     SitingError
-        If ``k`` is below 1 or above the number of candidates.
+        If ``k`` is below 1 or above the number of candidates, or ``method`` is unknown.
     """
     if method not in ("auto", "exact", "greedy"):
         msg = f"unknown method {method!r}; use 'auto', 'exact' or 'greedy'"
-        raise ValueError(msg)
+        raise SitingError(msg)
     w = np.asarray(weights, dtype=float)
     a = _check_problem(cover, w, k)
     greedy = greedy_max_coverage(a, w, k)
@@ -737,22 +740,27 @@ def _as_extra_sites(extra: gpd.GeoDataFrame | gpd.GeoSeries) -> gpd.GeoDataFrame
 
 
 def read_extra_sites(path: str | Path) -> gpd.GeoDataFrame:
-    """Read proposed sites from a GeoJSON file of points (WGS84 unless it says otherwise).
+    """Read proposed sites from a GeoJSON (or GeoPackage) file of points.
+
+    Coordinates are WGS84 unless the file says otherwise; the file is checked as
+    :func:`geo.demand.read_vector_file` does.
 
     Raises
     ------
     SitingError
-        If the file is missing or unreadable, holds no features, or holds non-point geometries.
+        If the file is missing, unreadable or not of the format its name says, holds no
+        features, coordinates that are not longitude/latitude, or non-point geometries.
     """
+    from geo.demand import read_vector_file
+
     path = Path(path)
     if not path.is_file():
         msg = f"{path}: no such file"
         raise SitingError(msg)
-    try:
-        gdf = gpd.read_file(path)
-    except Exception as e:  # pyogrio raises several error types for bad files
-        msg = f"{path}: cannot read extra sites ({type(e).__name__}: {e})"
-        raise SitingError(msg) from e
+    if path.suffix.lower() not in (".geojson", ".json", ".gpkg"):
+        msg = f"{path}: unsupported file type {path.suffix!r} (use .geojson or .gpkg)"
+        raise SitingError(msg)
+    gdf = read_vector_file(path, what="extra sites", error=SitingError)
     if len(gdf) == 0:
         msg = f"{path}: no sites in the file"
         raise SitingError(msg)

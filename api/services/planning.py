@@ -11,8 +11,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from api.schemas.planning import PlanningParams
 from api.services.coverage import coverage_summary, district_coverage
 from geo import Coverage, District, coverage
+from geo._errors import SitingError
 from geo.categories import CATEGORIES, category
 from geo.coverage import access_stats, category_coverage, category_coverages
 from geo.demand import cell_demand
@@ -60,7 +62,7 @@ def planning_coverage(
     if extra_sites:
         if profile_name != "standard":
             msg = "--extra-sites is computed on the standard network; drop --profile"
-            raise ValueError(msg)
+            raise SitingError(msg)
         return coverage_with_extra_sites(
             district, read_extra_sites(extra_sites), category=category_code, minutes=minutes,
             walk_m_per_min=speed,
@@ -226,3 +228,59 @@ def population_properties(district: District, demand_file: str | None = None) ->
         key: str(attrs.get(key, ""))
         for key in ("population_method", "population_unit", "population_note")
     }
+
+
+# ----------------------------------------------------------------------------- API answers
+
+
+def category_report(district: District, params: PlanningParams) -> dict[str, Any]:
+    """Per-category coverage as ``GET /coverage/categories`` answers it."""
+    return {
+        "district": district.name,
+        "minutes": params.minutes,
+        "profile": params.profile,
+        "population_method": demand(district).attrs.get("population_method", ""),
+        "categories": category_table(
+            district, minutes=params.minutes, profile_name=params.profile
+        ),
+    }
+
+
+def gaps_collection(district: District, params: PlanningParams) -> dict[str, Any]:
+    """Gap areas as ``GET /gaps`` answers them (GeoJSON with the run's figures)."""
+    g = gap_areas(
+        district, minutes=params.minutes, profile_name=params.profile,
+        category_code=params.category,
+    )
+    return to_feature_collection(
+        g, district=district.name, minutes=params.minutes, profile=params.profile,
+        category=params.category, **population_properties(district),
+    )
+
+
+@lru_cache(maxsize=16)
+def service_areas_collection(
+    district: District, *, minutes: float = 15.0, profile_name: str = "standard"
+) -> dict[str, Any]:
+    """Service areas as ``GET /service-areas`` answers them, built once per limit and profile."""
+    areas, union = district_service_areas(district, minutes=minutes, profile_name=profile_name)
+    covered = float(union["area_km2"].iloc[0]) if len(union) else 0.0
+    return to_feature_collection(
+        areas, district=district.name, minutes=minutes, profile=profile_name,
+        covered_area_km2=round(covered, 4), demo=True,
+    )
+
+
+def recommendations_answer(
+    district: District,
+    *,
+    add: int,
+    category_code: str | None = None,
+    minutes: float = 15.0,
+    method: str = "auto",
+) -> dict[str, Any]:
+    """Recommended sites as ``GET /recommendations`` answers them."""
+    picks = recommendations(
+        district, add=add, category_code=category_code, minutes=minutes, method=method
+    )
+    return recommendations_collection(picks, population_properties(district))

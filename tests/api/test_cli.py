@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import networkx as nx
@@ -142,3 +144,172 @@ def test_export_geopackage_can_be_rechecked(cache_dir: Path, tmp_path: Path) -> 
     pace = 1000 / 15
     for r in sample.itertuples(index=False):
         assert r.walk_minutes == pytest.approx(dist[int(r.osmid)] / pace, rel=1e-9, abs=1e-6)
+
+
+# ------------------------------------------------------- hostile input: one line, exit code 2
+
+
+def assert_user_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith("error: ")
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+
+
+def cache_entries(cache: Path) -> list[str]:
+    folder = cache / "districts"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_import_node_out_of_range_exits_2_and_leaves_nothing(osm_xml: Path,
+                                                              tmp_path: Path) -> None:
+    bad = tmp_path / "far.osm"
+    bad.write_bytes(re.sub(rb' lon="[^"]*"', b' lon="999.3"', osm_xml.read_bytes(), count=1))
+    cache = tmp_path / "cache"
+    res = run("import-osm", str(bad), "--name", "坏经度", cache=cache)
+    assert_user_error(res, "far.osm", "lon='999.3'", "-180 to 180")
+    assert cache_entries(cache) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["长" * 300, "tab\there", "<img src=x onerror=alert(1)>", "../up"],
+    ids=["300 characters", "tab", "markup", "dot-dot"],
+)
+def test_import_bad_name_exits_2_and_leaves_nothing(name: str, osm_xml: Path,
+                                                    tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    res = run("import-osm", str(osm_xml), "--name", name, cache=cache)
+    assert_user_error(res, "invalid district name")
+    assert cache_entries(cache) == [] and not (cache / "up").exists()
+
+
+@pytest.mark.parametrize("attack", ["external entity", "billion laughs"])
+def test_import_xml_attacks_exit_2_and_read_nothing(attack: str, osm_xml: Path,
+                                                    tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("CANARY-51d2\n")
+    if attack == "external entity":
+        dtd = f"<!DOCTYPE osm [<!ENTITY xxe SYSTEM '{secret.as_uri()}'>]>"
+        body = b"<tag k='name' v='&xxe;'/></way>"
+    else:
+        dtd = "<!DOCTYPE osm [<!ENTITY a0 'ha'>" + "".join(
+            f"<!ENTITY a{i} '{f'&a{i - 1};' * 10}'>" for i in range(1, 10)) + "]>"
+        body = b"<tag k='name' v='&a9;'/></way>"
+    head, rest = osm_xml.read_bytes().split(b"\n", 1)
+    bad = tmp_path / "attack.osm"
+    bad.write_bytes(head + b"\n" + dtd.encode() + b"\n" + rest.replace(b"</way>", body, 1))
+    cache = tmp_path / "cache"
+    res = run("import-osm", str(bad), "--name", "攻击", cache=cache)
+    assert_user_error(res, "document type declaration")
+    assert "CANARY" not in res.stderr + res.stdout
+    assert cache_entries(cache) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "suffix", "content", "needle"),
+    [
+        ("--demand", "csv", "lon,lat,population\n112.55,37.84," + "9" * 400 + "\n",
+         "counts above"),
+        ("--demand", "geojson", "<OGRVRTDataSource><OGRVRTLayer name='x'><SrcDataSource>CSV:"
+         "{secret}</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>", "not GeoJSON"),
+        ("--extra-sites", "geojson", "<OGRVRTDataSource><OGRVRTLayer name='x'><SrcDataSource>"
+         "CSV:{secret}</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>", "not GeoJSON"),
+    ],
+    ids=["huge count", "vrt as demand", "vrt as extra sites"],
+)
+def test_coverage_hostile_files_exit_2(cache_dir: Path, tmp_path: Path, option: str,
+                                       suffix: str, content: str, needle: str) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("CANARY-51d2,population\n1,2\n")
+    bad = tmp_path / f"input.{suffix}"
+    bad.write_text(content.format(secret=secret))
+    res = run("coverage", option, str(bad), cache=cache_dir)
+    assert_user_error(res, "input." + suffix, needle)
+    assert "CANARY" not in res.stderr + res.stdout
+
+
+def test_extra_sites_with_a_profile_exits_2(cache_dir: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "picks.geojson"
+    extra.write_text('{"type": "FeatureCollection", "features": []}')
+    res = run("coverage", "--extra-sites", str(extra), "--profile", "elderly", cache=cache_dir)
+    assert_user_error(res, "drop --profile")
+
+
+def test_recommend_unknown_method_exits_2(cache_dir: Path) -> None:
+    res = run("recommend", "--add", "1", "--method", "quantum", cache=cache_dir)
+    assert_user_error(res, "unknown method 'quantum'")
+
+
+def test_district_name_with_rich_markup_is_printed_as_is(cache_dir: Path) -> None:
+    res = run("coverage", "--district", "[/x][bold]区", cache=cache_dir)
+    assert_user_error(res, "unknown district", "[/x][bold]区")
+
+
+def test_a_bare_value_error_is_not_a_user_error() -> None:
+    from api.cli import USER_ERRORS
+
+    assert not issubclass(ValueError, USER_ERRORS)
+    assert all(e is not ValueError and e.__module__ == "geo._errors" for e in USER_ERRORS)
+    # The named errors still are ValueErrors (or LookupError), so callers catching those work.
+    assert all(issubclass(e, ValueError | LookupError) for e in USER_ERRORS)
+
+
+def test_users_rotate_and_revoke_tokens(cache_dir: Path, tmp_path: Path) -> None:
+    from sqlalchemy import text
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.services.accounts import authenticate
+    from api.services.dispatch_errors import UnauthorizedError
+    from api.storage.session import get_engine, session_maker
+
+    db = f"sqlite:///{tmp_path / 'users.db'}"
+
+    def users(*args: str) -> subprocess.CompletedProcess[str]:
+        return run("users", *args, "--database-url", db, cache=cache_dir)
+
+    made = users("create", "--role", "resident", "--name", "张阿姨")
+    assert made.returncode == 0, made.stderr
+    old = made.stdout.strip().splitlines()[-1]
+    found = re.search(r"created user (\d+)", made.stderr)
+    assert found is not None, made.stderr
+    uid = int(found.group(1))
+
+    rotated = users("rotate", "--id", str(uid))
+    assert rotated.returncode == 0, rotated.stderr
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert new.startswith("pc_") and new != old and "valid until" in rotated.stderr
+    with session_maker(db)() as s:
+        assert authenticate(s, new).id == uid
+        with pytest.raises(UnauthorizedError):
+            authenticate(s, old)  # the old token stopped working
+
+    revoked = users("revoke", "--name", "张阿姨")
+    assert revoked.returncode == 0 and f"user {uid}" in revoked.stdout, revoked.stderr
+    with session_maker(db)() as s:
+        with pytest.raises(UnauthorizedError, match="吊销"):
+            authenticate(s, new)
+        assert new not in str(s.execute(text("SELECT * FROM users")).all())  # stored hashed
+
+    # The rest in-process (each subprocess pays the imports again).
+    def quick(*args: str) -> Any:
+        return CliRunner().invoke(app, ["users", *args, "--database-url", db,
+                                        "--cache", str(cache_dir)])
+
+    again = quick("revoke", "--id", str(uid))
+    assert again.exit_code == 0 and "already" in again.output
+    back = quick("rotate", "--name", "张阿姨")  # a revoked user gets access back this way
+    assert back.exit_code == 0, back.output
+    with session_maker(db)() as s:
+        assert authenticate(s, back.stdout.strip().splitlines()[-1]).id == uid
+    assert quick("create", "--role", "resident", "--name", "张阿姨").exit_code == 0
+    for args, needle in [(("revoke", "--name", "张阿姨"), "use --id"),  # two of that name
+                         (("rotate", "--id", "9999"), "9999"),
+                         (("rotate",), "exactly one"),
+                         (("revoke", "--id", str(uid), "--name", "张阿姨"), "exactly one")]:
+        res = quick(*args)
+        assert res.exit_code == 2 and needle in res.output, (args, res.output)
+    get_engine(db).dispose()

@@ -14,7 +14,7 @@ import shapely
 
 import data
 import geo
-from geo.district import import_osm
+from geo.district import check_district_name, import_osm
 from geo.network import graph_from_lines, graph_from_osm_xml, is_walkable, parse_other_tags
 
 # Hand-written from OSM tagging practice (and osmnx's documented "walk" network), deliberately not
@@ -264,11 +264,46 @@ def test_import_osm_refuses_bad_files_and_writes_nothing(
     assert geo.cached_districts(cache) == []
 
 
-@pytest.mark.parametrize("name", ["", "a/b", ".hidden"])
+BAD_NAMES = {
+    "": "it is empty",
+    "a/b": "'/' is not allowed",
+    ".hidden": "it starts with '.'",
+    "..": "it starts with '.'",
+    "a\\b": "'\\\\' is not allowed",
+    "tab\there": "'\\t' is not allowed",
+    "line\nbreak": "'\\n' is not allowed",
+    "nul\x00": "'\\x00' is not allowed",
+    "<img src=x onerror=alert(1)>": "it starts with '<'",
+    "学清<b>路</b>": "'<' is not allowed",
+    "[/x]": "it starts with '['",
+    "a.b": "'.' is not allowed",
+    "rtl\u202eexe": "'\\u202e' is not allowed",
+    "-rf": "it starts with '-'",
+    " 学清": "it starts with ' '",
+    "学清 ": "it ends with a space",
+    "长" * 65: "it has 65 characters",
+    "长" * 300: "it has 300 characters",
+    "%2e%2e": "it starts with '%'",
+    "a'b": "\"'\" is not allowed",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_NAMES))
 def test_import_osm_refuses_bad_names(name: str, tmp_path: Path, osm_xml: Path) -> None:
-    with pytest.raises(geo.OSMDataError, match="invalid district name"):
+    with pytest.raises(geo.OSMDataError, match="invalid district name") as e:
         import_osm(osm_xml, name, cache_dir=tmp_path)
+    assert BAD_NAMES[name] in str(e.value)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 200
     assert not (tmp_path / "districts").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["海淀-学清", "学清路", "Xueqing Road", "北京·海淀 (2026)", "海淀（北部）", "x" * 64, "Ñandú_2",
+     "東京", "서울", "Zürich", "7号院", "मुंबई"],
+)
+def test_district_names_that_are_fine(name: str) -> None:
+    assert check_district_name(name) == name
 
 
 @pytest.mark.slow
