@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.services.accounts import create_account  # noqa: E402
-from api.services.dispatch_setup import prepare_dispatch  # noqa: E402
 from api.services.team_views import nearest_teams  # noqa: E402
+from api.storage.seed import prepare_database  # noqa: E402
 from api.storage.session import dispose_all, session_maker  # noqa: E402
 from geo import DEFAULT_DISTRICT, District, get_district  # noqa: E402
 from geo.district import default_cache_dir  # noqa: E402
@@ -134,7 +134,7 @@ def sample_points(district: District, k: int) -> list[tuple[float, float]]:
 def bench_backend(name: str, db_url: str, district: District, cache: Path, log: Path,
                   points: list[tuple[float, float]], n: int, concurrency: int) -> dict[str, Any]:
     """Time /health, nearest-team and request creation over HTTP on one backend."""
-    prepare_dispatch(db_url, district)
+    prepare_database(db_url, district)
     _, token = create_account(db_url, district, role="resident", name=f"bench-{name}")
     auth = {"Authorization": f"Bearer {token}"}
     srv = Server(db_url, cache, log)
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, district: District, cache: Path, work: Path
                               "nodes": district.network.n_nodes}
 
     # In-process: the service call, and the whole app through TestClient.
-    prepare_dispatch(sqlite_url, district)
+    prepare_database(sqlite_url, district)
     with session_maker(sqlite_url, readonly=True)() as s:
         def service(i: int) -> None:
             lon, lat = points[i % len(points)]

@@ -19,7 +19,7 @@ from folium.template import Template
 
 from geo import CATEGORIES, DEFAULT_WALK_M_PER_MIN, District
 from geo.places import PLACE_KINDS
-from geo.registry import LEVELS
+from geo.registry import LEVELS, Level
 from maps import assets
 from maps.basemap import district_bbox
 
@@ -30,10 +30,13 @@ ONLINE_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 #: Marker style per level: short name, glyph, shape and colour (white text on it ≥ 4.5:1).
 LEVEL_STYLE: dict[str, dict[str, str]] = {
-    "center": {"short": "中心", "glyph": "中", "shape": "star", "color": "#B3261E"},
-    "township": {"short": "所", "glyph": "所", "shape": "square", "color": "#1F5FAD"},
-    "community": {"short": "站", "glyph": "站", "shape": "diamond", "color": "#1B6E3A"},
-    "site": {"short": "点", "glyph": "点", "shape": "circle", "color": "#6B3FA0"},
+    Level.CENTER: {"short": Level.CENTER.short, "glyph": "中", "shape": "star",
+                   "color": "#B3261E"},
+    Level.TOWNSHIP: {"short": Level.TOWNSHIP.short, "glyph": "所", "shape": "square",
+                     "color": "#1F5FAD"},
+    Level.COMMUNITY: {"short": Level.COMMUNITY.short, "glyph": "站", "shape": "diamond",
+                      "color": "#1B6E3A"},
+    Level.SITE: {"short": Level.SITE.short, "glyph": "点", "shape": "circle", "color": "#6B3FA0"},
 }
 
 #: Overlay names in the layer control (fixed Chinese strings; Leaflet inserts them as HTML).

@@ -18,6 +18,7 @@ from api.deps import (
     SessionDep,
     WriterDep,
 )
+from api.domain import RequestState
 from api.schemas.dispatch import (
     CompleteBody,
     DispatchBody,
@@ -26,10 +27,9 @@ from api.schemas.dispatch import (
     RequestList,
     RequestPublic,
     ReviewBody,
-    State,
 )
-from api.services import dispatch
-from api.services.dispatch import Outcome
+from api.services import dispatch, requests_query
+from api.services.idempotency import Outcome
 from geo import Crs, geojson_from_wgs84, to_wgs84
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -97,7 +97,7 @@ def list_requests(
     district: DistrictDep,
     session: ReadSessionDep,
     user: ReaderDep,
-    state: Annotated[State | None, Query(description="Only requests in this state")] = None,
+    state: Annotated[RequestState | None, Query(description="Only requests in this state")] = None,
     bbox: Annotated[
         str | None,
         Query(pattern=_BBOX,
@@ -109,8 +109,8 @@ def list_requests(
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
     """List the requests the caller may see, newest first (residents: their own)."""
-    page = dispatch.list_requests(session, district, user, state=state,
-                                  bbox=parse_bbox(bbox, crs), limit=limit, offset=offset)
+    page = requests_query.list_requests(session, district, user, state=state,
+                                        bbox=parse_bbox(bbox, crs), limit=limit, offset=offset)
     return geojson_from_wgs84(page, crs=out_crs)
 
 
@@ -123,7 +123,7 @@ def get_request(
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
     """Show a request's state and history."""
-    return geojson_from_wgs84(dispatch.get_request(session, district, user, request_id),
+    return geojson_from_wgs84(requests_query.get_request(session, district, user, request_id),
                               crs=out_crs)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import DistrictDep, LookupSessionDep, OutCrsDep, PointDep
 from api.schemas.dispatch import Leaderboard, TeamRanking
-from api.services.dispatch import leaderboard as leaderboard_of
+from api.services.leaderboard import leaderboard as leaderboard_of
 from api.services.team_views import nearest_teams
 from geo import Crs, geojson_from_wgs84
 

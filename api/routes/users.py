@@ -13,5 +13,4 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserPublic)
 def me(user: ReaderDep) -> UserPublic:
     """Who the bearer token belongs to."""
-    return UserPublic(id=user.id, name=user.name, role=user.role,  # type: ignore[arg-type]
-                      team_id=user.team_id)
+    return UserPublic(id=user.id, name=user.name, role=user.role, team_id=user.team_id)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from api.domain import RequestState, Role
 from geo.datum import Crs, to_wgs84
-
-State = Literal["submitted", "dispatched", "accepted", "completed", "reviewed", "cancelled"]
-Role = Literal["resident", "dispatcher", "team", "admin"]
+from geo.registry import Level
 
 
 class RequestCreate(BaseModel):
@@ -77,8 +75,8 @@ class TransitionPublic(BaseModel):
     """One step of a request's history (audit trail)."""
 
     action: str
-    from_state: State | None
-    to_state: State
+    from_state: RequestState | None
+    to_state: RequestState
     actor_id: int
     actor_role: Role
     team_id: str | None
@@ -99,7 +97,7 @@ class RequestPublic(BaseModel):
 
     id: int
     district: str
-    state: State
+    state: RequestState
     state_zh: str
     category: str
     category_zh: str
@@ -139,7 +137,7 @@ class TeamCandidate(BaseModel):
     categories: list[str]
     site_id: str
     site_name: str
-    site_level: str
+    site_level: Level
     walk_m: float | None
     walk_minutes: float | None
     capacity: int

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.domain import Role
 from api.services.dispatch_errors import NotFoundError, UnauthorizedError
 from api.settings import get_settings
-from api.storage.models import ROLES, Team, User, as_utc, utcnow
+from api.storage.models import Team, User, as_utc, utcnow
 from api.storage.seed import prepare_database
 from api.storage.session import session_maker
 from geo import District
@@ -46,21 +47,21 @@ def create_user(
     NotFoundError
         If the team does not exist.
     """
-    if role not in ROLES:
-        msg = f"unknown role {role!r}; roles: {', '.join(ROLES)}"
+    if role not in tuple(Role):
+        msg = f"unknown role {role!r}; roles: {', '.join(Role)}"
         raise ValueError(msg)
     if not name.strip():
         msg = "a user needs a name"
         raise ValueError(msg)
-    if (role == "team") != (team_id is not None):
+    if (role == Role.TEAM) != (team_id is not None):
         msg = "--team is required for role team and only for it"
         raise ValueError(msg)
     if team_id is not None and session.get(Team, team_id) is None:
         msg = f"没有编号为 {team_id} 的队伍"
         raise NotFoundError(msg, team_id=team_id)
     token = new_token()
-    user = User(name=name.strip(), role=role, team_id=team_id, token_hash=hash_token(token),
-                active=True)
+    user = User(name=name.strip(), role=Role(role), team_id=team_id,
+                token_hash=hash_token(token), active=True)
     session.add(user)
     session.flush()
     return user, token

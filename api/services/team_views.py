@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.services.matching import REASONS, rank_teams
+from api.services.eligibility import REASONS
+from api.services.matching import rank_teams
 from geo import CATEGORIES, District
 
 

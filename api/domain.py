@@ -1,0 +1,63 @@
+"""Name the dispatch vocabulary once: the states of a service request and the roles of users.
+
+Each is a :class:`~enum.StrEnum`, so a member *is* its code (``RequestState.SUBMITTED ==
+"submitted"``, and it serializes to that string) and carries its zh-CN name. Storage, schemas,
+services and the command line import them from here. (Position levels and the "8+N" service
+categories are geography and live in :mod:`geo.registry` and :mod:`geo.categories`.)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RequestState(StrEnum):
+    """Lifecycle states of a service request, in the order a request moves through them."""
+
+    SUBMITTED = "submitted"
+    DISPATCHED = "dispatched"
+    ACCEPTED = "accepted"
+    COMPLETED = "completed"
+    REVIEWED = "reviewed"
+    CANCELLED = "cancelled"
+
+    @property
+    def zh(self) -> str:
+        """The state as residents read it (``已点单（待派单）``...)."""
+        return _STATE_ZH[self]
+
+    @property
+    def rank(self) -> int:
+        """Position in the lifecycle: 0 for ``submitted`` up to 5 for ``cancelled``."""
+        return _STATE_RANK[self]
+
+
+class Role(StrEnum):
+    """Roles a user may hold (one each)."""
+
+    RESIDENT = "resident"
+    DISPATCHER = "dispatcher"
+    TEAM = "team"
+    ADMIN = "admin"
+
+    @property
+    def zh(self) -> str:
+        """The role in zh-CN (``居民``...)."""
+        return _ROLE_ZH[self]
+
+
+_STATE_ZH: dict[RequestState, str] = {
+    RequestState.SUBMITTED: "已点单（待派单）",
+    RequestState.DISPATCHED: "已派单（待接单）",
+    RequestState.ACCEPTED: "已接单（服务中）",
+    RequestState.COMPLETED: "已完成（待评价）",
+    RequestState.REVIEWED: "已评价",
+    RequestState.CANCELLED: "已取消",
+}
+_STATE_RANK: dict[RequestState, int] = {s: i for i, s in enumerate(RequestState)}
+_ROLE_ZH: dict[Role, str] = {
+    Role.RESIDENT: "居民",
+    Role.DISPATCHER: "调度员",
+    Role.TEAM: "志愿服务队",
+    Role.ADMIN: "管理员",
+}

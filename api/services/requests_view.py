@@ -1,0 +1,94 @@
+"""Present service requests as a user may see them: contact masked, history and review joined."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.domain import Role
+from api.schemas.dispatch import RequestPublic, ReviewPublic, TeamRef, TransitionPublic
+from api.services.state_machine import next_actions
+from api.storage.models import Review, ServiceRequest, Team, Transition, User, as_utc
+from geo.categories import category as category_of
+
+
+def mask_contact(contact: str) -> str:
+    """Hide the middle of a phone number: ``13812341234`` → ``138****1234``."""
+    if len(contact) >= 8:
+        return contact[:3] + "****" + contact[-4:]
+    if len(contact) > 2:
+        return contact[0] + "*" * (len(contact) - 2) + contact[-1]
+    return "*" * len(contact)
+
+
+def sees_contact(user: User, req: ServiceRequest) -> bool:
+    """Only dispatchers and the team the request is assigned to see the full contact."""
+    if user.role == Role.DISPATCHER:
+        return True
+    return user.role == Role.TEAM and req.team_id is not None and user.team_id == req.team_id
+
+
+def present_many(
+    session: Session, reqs: Sequence[ServiceRequest], user: User
+) -> list[dict[str, Any]]:
+    """Return requests as the user may see them (JSON-ready), reading their extras at once."""
+    if not reqs:
+        return []
+    ids = [r.id for r in reqs]
+    history: dict[int, list[Transition]] = {i: [] for i in ids}
+    for t in session.scalars(
+        select(Transition).where(Transition.request_id.in_(ids)).order_by(Transition.id)
+    ):
+        history[t.request_id].append(t)
+    reviews = {
+        r.request_id: r for r in session.scalars(select(Review).where(Review.request_id.in_(ids)))
+    }
+    team_ids = {r.team_id for r in reqs if r.team_id}
+    teams = {
+        t.team_id: t.name
+        for t in session.execute(select(Team.team_id, Team.name).where(Team.team_id.in_(team_ids)))
+    } if team_ids else {}
+    out = []
+    for r in reqs:
+        show = sees_contact(user, r)
+        rv = reviews.get(r.id)
+        pub = RequestPublic(
+            id=r.id,
+            district=r.district,
+            state=r.state,
+            state_zh=r.state.zh,
+            category=r.category,
+            category_zh=category_of(r.category).name,
+            description=r.description,
+            contact=r.contact if show else mask_contact(r.contact),
+            contact_masked=not show,
+            lon=r.lon,
+            lat=r.lat,
+            resident_id=r.resident_id,
+            team=TeamRef(team_id=r.team_id, name=teams.get(r.team_id, "")) if r.team_id else None,
+            round=r.round,
+            hours=r.hours,
+            next_actions=next_actions(r.state, user.role),
+            created_at=as_utc(r.created_at),
+            updated_at=as_utc(r.updated_at),
+            review=ReviewPublic(stars=rv.stars, comment=rv.comment, at=as_utc(rv.created_at))
+            if rv else None,
+            history=[
+                TransitionPublic(
+                    action=t.action, from_state=t.from_state, to_state=t.to_state,
+                    actor_id=t.actor_id, actor_role=t.actor_role, team_id=t.team_id,
+                    note=t.note, at=as_utc(t.at),
+                )
+                for t in history[r.id]
+            ],
+        )
+        out.append(pub.model_dump(mode="json"))
+    return out
+
+
+def present(session: Session, req: ServiceRequest, user: User) -> dict[str, Any]:
+    """Return a request as the user may see it (JSON-ready)."""
+    return present_many(session, [req], user)[0]
