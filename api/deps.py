@@ -11,13 +11,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.errors import PreconditionRequiredError
+from api.served import ServedDistricts
 from api.services.accounts import authenticate
+from api.services.dispatch_errors import ForbiddenError
 from api.settings import Settings, get_settings
 from api.storage.models import User
 from api.storage.seed import is_prepared, prepare_database
 from api.storage.session import session_maker
 from api.workload import WorkLimiter
-from geo import District, UnknownDistrictError, get_district
+from geo import District, get_district
 from geo.datum import Crs, to_wgs84
 
 
@@ -40,13 +43,19 @@ def load_district(name: str, cache: str) -> District:
     return _loaded[key]
 
 
-def serve_districts(app: FastAPI, settings: Settings) -> dict[str, District]:
-    """Load every served district (building a bundled one if needed) and pin them on the app.
+def serve_districts(app: FastAPI, settings: Settings) -> ServedDistricts:
+    """Load every served district, get its database ready, and pin them on the app.
 
-    Requests choose among these by exact name; nothing else is ever loaded or built for a request.
+    Loading may build a bundled district into the cache, and preparing migrates the database
+    and seeds a new district's demo registry: both happen here, at start, never for a request.
+    Requests choose among these by exact name.
     """
-    served = {name: load_district(name, str(settings.cache)) for name in settings.served_districts}
-    app.state.districts = served
+    url = settings.resolved_database_url
+    loaded = {name: load_district(name, str(settings.cache)) for name in settings.served_districts}
+    for district in loaded.values():
+        prepare_database(url, district)
+    served = ServedDistricts(loaded, url)
+    app.state.served = served
     return served
 
 
@@ -57,21 +66,15 @@ async def current_district(
         Query(max_length=64, description="District name, exactly as served (default: the first)"),
     ] = None,
 ) -> District:
-    """Resolve the ``district`` query parameter to one of the served districts.
+    """Resolve the ``district`` query parameter to a served district at its registry's version.
 
     Raises
     ------
     UnknownDistrictError
         If no served district has exactly this name (404).
     """
-    served: dict[str, District] = request.app.state.districts
-    if district is None:
-        return next(iter(served.values()))
-    found = served.get(district)
-    if found is None:
-        msg = f"本服务没有名为 {district!r} 的区县；可选：{', '.join(served)}"
-        raise UnknownDistrictError(msg)
-    return found
+    served: ServedDistricts = request.app.state.served
+    return served.current(district)
 
 
 DistrictDep = Annotated[District, Depends(current_district)]
@@ -151,6 +154,42 @@ def reader(
 
 WriterDep = Annotated[User, Depends(writer)]
 ReaderDep = Annotated[User, Depends(reader)]
+
+
+def maybe_reader(
+    session: ReadSessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User | None:
+    """Return the calling user, or ``None`` without a token (a bad token is still 401)."""
+    return None if creds is None else _user(session, creds)
+
+
+async def admin_writer(user: WriterDep) -> User:
+    """Return the calling user if an admin (writing session).
+
+    Raises
+    ------
+    ForbiddenError
+        If the user is not an admin (403); no or a bad token is 401.
+    """
+    return _admin(user)
+
+
+async def admin_reader(user: ReaderDep) -> User:
+    """Return the calling user if an admin (read-only session); 403 otherwise."""
+    return _admin(user)
+
+
+def _admin(user: User) -> User:
+    if user.role != "admin":
+        msg = "只有管理员可以查看或修改阵地与队伍名录"
+        raise ForbiddenError(msg, role=user.role)
+    return user
+
+
+MaybeReaderDep = Annotated[User | None, Depends(maybe_reader)]
+AdminDep = Annotated[User, Depends(admin_writer)]
+AdminReaderDep = Annotated[User, Depends(admin_reader)]
 IdempotencyKeyDep = Annotated[
     str | None,
     Header(
@@ -159,6 +198,33 @@ IdempotencyKeyDep = Annotated[
         max_length=200,
         description="Retry-safe POST: the first answer to this key is replayed on retries",
     ),
+]
+
+
+_IF_MATCH = "The `ETag` of the version edited (from a GET); 412 if it changed meanwhile"
+
+
+async def require_if_match(
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=1000,
+                                           description=_IF_MATCH)] = None,
+) -> str:
+    """Return the ``If-Match`` header of a change.
+
+    Raises
+    ------
+    PreconditionRequiredError
+        If it is missing (428): an edit must say which version it starts from.
+    """
+    if if_match is None or not if_match.strip():
+        msg = "修改须带 If-Match 头：先 GET 该记录取得 ETag，再以 If-Match: <ETag> 提交"
+        raise PreconditionRequiredError(msg)
+    return if_match
+
+
+IfMatchDep = Annotated[str, Depends(require_if_match)]
+IfMatchOptionalDep = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=1000, description=_IF_MATCH + " (optional here)"),
 ]
 
 

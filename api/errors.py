@@ -23,6 +23,7 @@ from api.services.dispatch_errors import (
     TeamUnavailableError,
     UnauthorizedError,
 )
+from api.services.registry import PreconditionFailedError, RegistryEntryError
 from api.services.sites import InvalidLevelError
 from api.storage.health import storage_state
 from api.workload import BusyError, ClientGoneError, OverBudgetError
@@ -33,6 +34,10 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("practice_circle")
 #: Seconds a client should wait before retrying when storage is unavailable.
 STORAGE_RETRY_AFTER_S = 5
+
+
+class PreconditionRequiredError(Exception):
+    """A change sent without ``If-Match``: the client must say which version it edits."""
 
 
 class ApiError(Exception):
@@ -67,6 +72,10 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     TeamUnavailableError: (409, "team_unavailable", "队伍无法接单"),
     NoEligibleTeamError: (409, "no_eligible_team", "没有可派单的队伍"),
     IdempotencyConflictError: (422, "idempotency_conflict", "幂等键冲突"),
+    # The registry (api/services/registry.py).
+    RegistryEntryError: (422, "invalid_registry_entry", "阵地或队伍信息有误"),
+    PreconditionFailedError: (412, "precondition_failed", "记录已被他人修改"),
+    PreconditionRequiredError: (428, "precondition_required", "缺少 If-Match 条件"),
     # Bounded work (api/workload.py): answered at once, with Retry-After.
     BusyError: (503, "busy", "服务繁忙，请稍后再试"),
     OverBudgetError: (503, "over_budget", "计算超时，请稍后再试"),
@@ -74,6 +83,11 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
 
 #: Storage faults (disk full, read-only or locked database, lost connection): 503, never a crash.
 STORAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeoutError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Return the exceptions a user causes (4xx in :data:`ERROR_TABLE`): CLI exit code 2."""
+    return tuple(exc for exc, (status, _, _) in ERROR_TABLE.items() if 400 <= status < 500)
 
 
 def problem(

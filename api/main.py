@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from api.deps import serve_districts
 from api.errors import document_problems, register_error_handlers
 from api.middleware import PublicGuard
-from api.routes import categories, docs, health, places, planning, requests, teams, users
+from api.routes import categories, docs, health, places, planning, positions, requests, teams, users
 from api.routes import map as map_routes
 from api.services.dispatch_setup import prepare_dispatch
 from api.settings import get_settings
@@ -25,10 +25,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the served districts and get their storage ready before the first request."""
     settings = get_settings()
     served = serve_districts(app, settings)
-    for district in served.values():
-        prepare_dispatch(settings.resolved_database_url, district)
-    app.state.work = WorkLimiter(served, slots=settings.expensive_slots,
-                                 budget_s=settings.work_budget_s)
+    for name in served.names:
+        prepare_dispatch(served.current(name))
+    app.state.work = WorkLimiter({n: served.base(n) for n in served.names},
+                                 slots=settings.expensive_slots, budget_s=settings.work_budget_s)
     try:
         yield
     finally:
@@ -58,6 +58,7 @@ def create_app() -> FastAPI:
     app.include_router(categories.router)
     app.include_router(requests.router)
     app.include_router(teams.router)
+    app.include_router(positions.router)  # after teams: /teams/nearest before /teams/{id}
     app.include_router(users.router)
     app.include_router(docs.router)
 

@@ -57,15 +57,26 @@ class ClientGoneError(Exception):
 
 #: The served districts, as the worker processes inherit them when forked.
 _DISTRICTS: dict[str, District] = {}
+#: In a worker: each district at the registry version it last computed for.
+_SNAPSHOTS: dict[str, District] = {}
+
+
+def _snapshot(name: str, version: int, positions: Any, teams: Any) -> District:
+    """Return the district at a registry version, made from its forked base once per version."""
+    current = _SNAPSHOTS.get(name)
+    if current is None or current.registry_version != version:
+        current = _DISTRICTS[name].with_registry(positions, teams, version=version)
+        _SNAPSHOTS[name] = current
+    return current
 
 
 #: Bodies at least this large go gzip-compressed to clients that accept it.
 GZIP_MIN_BYTES = 4096
 
 
-def _in_worker(func: Callable[..., T], district: str, args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> T:
-    return func(_DISTRICTS[district], *args, **kwargs)
+def _in_worker(func: Callable[..., T], registry: tuple[str, int, Any, Any],
+               args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    return func(_snapshot(*registry), *args, **kwargs)
 
 
 def _json_in_worker(district: District, func: Callable[..., Any], *args: Any,
@@ -126,7 +137,7 @@ class WorkLimiter:
         """Run ``func(district, *args, **kwargs)`` in a slot and return its result.
 
         ``func`` is a module-level function (it is sent to the worker by name) and its answer
-        plain data.
+        plain data; the worker computes on ``district`` at its registry version.
 
         Raises
         ------
@@ -144,7 +155,11 @@ class WorkLimiter:
         self._free -= 1
         loop = asyncio.get_running_loop()
         future = asyncio.wrap_future(
-            self._pool.submit(_in_worker, func, district.name, args, kwargs)
+            # The registry travels with each call (a few hundred rows): workers forked before
+            # a registry change compute on the new positions without a restart.
+            self._pool.submit(_in_worker, func, (district.name, district.registry_version,
+                                                 district.positions, district.teams),
+                              args, kwargs)
         )
         future.add_done_callback(self._release)
         deadline = loop.time() + self.budget_s

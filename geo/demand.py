@@ -27,7 +27,6 @@ import shapely
 from pyproj.exceptions import ProjError
 
 import data
-from data.loaders import HAIDIAN_OSM
 from geo._errors import DemandFileError
 from geo.district import District
 from geo.grid import polygonal
@@ -70,7 +69,6 @@ MAX_COUNT = 1e12
 _GEOPACKAGE_HEADER = b"SQLite format 3\x00"
 _GEOPACKAGE_IDS = (b"GPKG", b"GP10", b"GP11")  # SQLite application_id, at byte 68
 _SNIFF_BYTES = 1 << 16
-_KNOWN_OSM = {HAIDIAN_OSM.name: HAIDIAN_OSM}
 
 
 # ------------------------------------------------------------------------------ OSM housing
@@ -142,15 +140,11 @@ def housing_weights(
 
 
 def _source_osm(district: District) -> Path | None:
-    """Return the OSM XML a district was imported from, when it is known."""
-    if district.meta.get("osm_path"):
-        path = Path(str(district.meta["osm_path"]))
-        return path if path.is_file() else None
-    source = str(district.meta.get("source", ""))
-    for name, path in _KNOWN_OSM.items():
-        if name in source:
-            return path
-    return None
+    """Return the OSM XML a district was imported from, when it is still there."""
+    if district.meta.get("source_kind") != "osm-xml" or not district.meta.get("osm_path"):
+        return None
+    path = Path(str(district.meta["osm_path"]))
+    return path if path.is_file() else None
 
 
 def osm_housing(district: District) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, str]:
@@ -170,8 +164,7 @@ def osm_housing(district: District) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame,
     places = district.places
     landuse = places[places["kind"] == "residential"][["geometry"]]
     note = "OSM residential land use and buildings"
-    source = str(district.meta.get("source", ""))
-    if "taiyuan" in source:
+    if district.meta.get("source_kind") == "taiyuan-extract":
         polys = data.read_taiyuan_polygons()
         b = polys[polys["building"].fillna("").astype(str).str.strip() != ""]
         buildings = b[["building", "geometry"]]

@@ -9,10 +9,10 @@ import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
 import geopandas as gpd
 import osmnx as ox
@@ -47,7 +47,7 @@ from geo.registry import demo_registry
 DEFAULT_DISTRICT = "小店区"
 #: Network kept beyond each outline so residents near it may walk to a position across it.
 DEFAULT_MARGIN_M = 1000.0
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 _LAYERS = ("nodes", "edges", "positions", "cells", "places", "outline")
 
 
@@ -71,6 +71,35 @@ def ensure_private_dir(path: Path) -> Path:
             return path
         path.chmod(0o700)  # mkdir's mode passes through the umask
     return path
+
+
+#: Where a district's OSM data came from: the bundled Taiyuan GDAL layers, or an OSM XML file.
+SourceKind = Literal["taiyuan-extract", "osm-xml"]
+
+
+class DistrictMeta(TypedDict, total=False):
+    """What a built district records about itself (``meta.json`` in the cache)."""
+
+    name: str
+    format: int
+    source: str
+    source_kind: SourceKind
+    osm_path: str | None
+    city: str
+    extract_share: float
+    extract_note: str
+    margin_m: float
+    outline_source: str
+    crs_metric: str
+    nodes: int
+    edges: int
+    network_km: float
+    positions: int
+    teams: int
+    cells: int
+    h3_resolution: int
+    demo_registry: bool
+    attribution: str
 
 
 @dataclass(eq=False)  # identity-hashed: one loaded district is one object
@@ -98,7 +127,7 @@ class District:
     """
 
     name: str
-    meta: dict[str, Any]
+    meta: DistrictMeta
     nodes: gpd.GeoDataFrame
     edges: gpd.GeoDataFrame
     positions: gpd.GeoDataFrame
@@ -108,6 +137,8 @@ class District:
     outline: BaseGeometry
     study_area: BaseGeometry
     _network: WalkNetwork | None = field(default=None, repr=False)
+    #: Version of the registry the positions and teams come from (0: the generated demo one).
+    registry_version: int = 0
 
     @property
     def network(self) -> WalkNetwork:
@@ -119,6 +150,18 @@ class District:
                 crs_metric=CRS.from_user_input(self.meta["crs_metric"]),
             )
         return self._network
+
+    def with_registry(
+        self, positions: gpd.GeoDataFrame, teams: pd.DataFrame, *, version: int
+    ) -> District:
+        """Return this district with another registry; the network and grid are shared.
+
+        A new object, so everything cached per district object (coverage, walks, map bodies)
+        is computed afresh for the new positions and teams and the old stays as it was.
+        """
+        demo = bool(len(positions)) and bool(positions["demo"].astype(bool).all())
+        return replace(self, positions=positions, teams=teams, registry_version=version,
+                       meta={**self.meta, "demo_registry": demo}, _network=self.network)
 
     @cached_property
     def extract_share(self) -> float:
@@ -218,7 +261,7 @@ def _assemble(
     outline: BaseGeometry,
     study_area: BaseGeometry,
     seat: Point | None,
-    meta: dict[str, Any],
+    meta: DistrictMeta,
     step: Step,
 ) -> District:
     positions, teams = demo_registry(places, study_area, district=name, seat=seat)
@@ -236,20 +279,20 @@ def _assemble(
     step("grid")
     nodes = network.nodes.copy()
     nodes["inside"] = nodes.within(outline)
-    meta.update(
-        name=name,
-        format=CACHE_FORMAT,
-        crs_metric=network.crs_metric.to_string(),
-        nodes=int(network.n_nodes),
-        edges=len(network.edges),
-        network_km=float(network.edges["length"].sum() / 1000.0),
-        positions=len(positions),
-        teams=len(teams),
-        cells=len(cells),
-        h3_resolution=DEFAULT_H3_RESOLUTION,
-        demo_registry=True,
-        attribution=data.OSM_ATTRIBUTION,
-    )
+    meta.update({
+        "name": name,
+        "format": CACHE_FORMAT,
+        "crs_metric": network.crs_metric.to_string(),
+        "nodes": int(network.n_nodes),
+        "edges": len(network.edges),
+        "network_km": float(network.edges["length"].sum() / 1000.0),
+        "positions": len(positions),
+        "teams": len(teams),
+        "cells": len(cells),
+        "h3_resolution": DEFAULT_H3_RESOLUTION,
+        "demo_registry": True,
+        "attribution": data.OSM_ATTRIBUTION,
+    })
     return District(
         name=name,
         meta=meta,
@@ -301,9 +344,11 @@ def build_bundled_district(
         places = places[places.intersects(reach)].reset_index(drop=True)
         step("places")
         study_area = polygonal(b.outline.intersection(_extract_footprint_taiyuan()))
-        meta: dict[str, Any] = {
+        meta: DistrictMeta = {
             "source": f"bundled OSM extract data/taiyuan ({b.source}), "
             "© OpenStreetMap contributors",
+            "source_kind": "taiyuan-extract",
+            "osm_path": None,
             "city": b.city,
             "extract_share": b.extract_share,
             "extract_note": (
@@ -346,8 +391,10 @@ def build_district_from_xml(path: str | Path, name: str, *, progress: bool = Fal
             )
         step("places")
         hull = shapely.MultiPoint(network.nodes[["x", "y"]].to_numpy()).convex_hull
-        meta: dict[str, Any] = {
+        meta: DistrictMeta = {
             "source": f"imported OSM XML {Path(path).name}, © OpenStreetMap contributors",
+            "source_kind": "osm-xml",
+            "osm_path": str(Path(path).resolve()),
             "city": "",
             "extract_share": 1.0,
             "extract_note": "imported file: the district is the extent of its walking network",

@@ -8,6 +8,7 @@ fixed rules and a seeded random generator, so the same input always gives the sa
 from __future__ import annotations
 
 import zlib
+from enum import StrEnum
 
 import geopandas as gpd
 import numpy as np
@@ -20,12 +21,31 @@ from shapely.geometry.base import BaseGeometry
 from geo.categories import CATEGORIES, CATEGORY_CODES, CORE_CODES
 from geo.places import PLACE_KINDS
 
-LEVELS: dict[str, str] = {
-    "center": "新时代文明实践中心",
-    "township": "新时代文明实践所",
-    "community": "新时代文明实践站",
-    "site": "新时代文明实践点",
+
+class Level(StrEnum):
+    """Levels of practice positions, from the district's one center down to sites."""
+
+    CENTER = "center"
+    TOWNSHIP = "township"
+    COMMUNITY = "community"
+    SITE = "site"
+
+    @property
+    def zh(self) -> str:
+        """Full zh-CN name: ``新时代文明实践中心``, ``…所``, ``…站``, ``…点``."""
+        return "新时代文明实践" + self.short
+
+    @property
+    def short(self) -> str:
+        """Short zh-CN name: ``中心``, ``所``, ``站`` or ``点``."""
+        return _LEVEL_SHORT[self]
+
+
+_LEVEL_SHORT: dict[Level, str] = {
+    Level.CENTER: "中心", Level.TOWNSHIP: "所", Level.COMMUNITY: "站", Level.SITE: "点",
 }
+#: Level code → full zh-CN name, highest level first.
+LEVELS: dict[str, str] = {lv.value: lv.zh for lv in Level}
 SITE_KINDS = (
     "community_centre",
     "library",
@@ -147,15 +167,15 @@ def demo_registry(
     sites = [int(i) for i in pl.index[pl.kind.isin(SITE_KINDS)] if i != center and pl.at[i, "name"]]
 
     level = pd.Series("", index=pl.index)
-    level[center] = "center"
-    level[townships] = "township"
-    level[communities] = "community"
-    level[sites] = "site"
+    level[center] = Level.CENTER.value
+    level[townships] = Level.TOWNSHIP.value
+    level[communities] = Level.COMMUNITY.value
+    level[sites] = Level.SITE.value
     pos = pl[level != ""].copy()
     pos["level"] = level[pos.index]
-    order = {k: i for i, k in enumerate(LEVELS)}
+    order = {k: i for i, k in enumerate(Level)}
     pos = pos.sort_values(by="level", key=lambda s: s.map(order), kind="stable")
-    prefix = {"center": "C", "township": "T", "community": "S", "site": "P"}
+    prefix = {Level.CENTER: "C", Level.TOWNSHIP: "T", Level.COMMUNITY: "S", Level.SITE: "P"}
     counter: dict[str, int] = {}
     ids = []
     for lv in pos["level"]:
@@ -169,9 +189,9 @@ def demo_registry(
     sid = pos["site_id"].to_numpy()
     parent = np.full(len(pos), None, dtype=object)
     ladder = {
-        "township": ["center"],
-        "community": ["township", "center"],
-        "site": ["community", "township", "center"],
+        Level.TOWNSHIP: [Level.CENTER],
+        Level.COMMUNITY: [Level.TOWNSHIP, Level.CENTER],
+        Level.SITE: [Level.COMMUNITY, Level.TOWNSHIP, Level.CENTER],
     }
     for child, ups in ladder.items():
         kids = np.flatnonzero(lv == child)
@@ -184,9 +204,9 @@ def demo_registry(
 
     cats = []
     for level_i, kind in zip(lv, pos["kind"], strict=True):
-        if level_i == "center":
+        if level_i == Level.CENTER:
             chosen = list(CATEGORY_CODES)
-        elif level_i == "township":
+        elif level_i == Level.TOWNSHIP:
             chosen = list(CORE_CODES)
         else:
             base = list(_KIND_CATEGORIES.get(kind, ()))
@@ -208,15 +228,15 @@ def demo_registry(
 
 def demo_teams(positions: gpd.GeoDataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Seat volunteer teams at the center, 所 and 站, each team serving one category."""
-    zh = {c.code: c.name for c in CATEGORIES}
+    zh: dict[str, str] = {c.code: c.name for c in CATEGORIES}
     rows = []
     for p in positions.itertuples():
         offered = str(p.categories).split(",")
-        if p.level == "center":
+        if p.level == Level.CENTER:
             chosen = offered
-        elif p.level == "township":
+        elif p.level == Level.TOWNSHIP:
             chosen = list(rng.choice(offered, size=min(4, len(offered)), replace=False))
-        elif p.level == "community":
+        elif p.level == Level.COMMUNITY:
             chosen = list(
                 rng.choice(offered, size=min(int(rng.integers(1, 4)), len(offered)), replace=False)
             )
@@ -235,3 +255,39 @@ def demo_teams(positions: gpd.GeoDataFrame, rng: np.random.Generator) -> pd.Data
                 }
             )
     return pd.DataFrame(rows, columns=list(TEAM_COLUMNS))
+
+
+#: Where a position hangs in the hierarchy: the levels its parent may have, nearest first tried.
+PARENT_LEVELS: dict[str, tuple[str, ...]] = {
+    "center": (),
+    "township": ("center",),
+    "community": ("township", "center"),
+    "site": ("community", "township", "center"),
+}
+#: The letter of each level in a site id (``小店区-S007``).
+LEVEL_PREFIX: dict[str, str] = {"center": "C", "township": "T", "community": "S", "site": "P"}
+
+
+def nearest_parent(
+    level: str, point: Point, positions: gpd.GeoDataFrame, *, crs: CRS | str
+) -> str | None:
+    """Return the id of the nearest position one level up (or further up), as the demo does.
+
+    Parameters
+    ----------
+    level
+        Level of the position to link.
+    point
+        Its WGS84 location.
+    positions
+        Candidate parents with ``site_id``, ``level`` and WGS84 point geometry.
+    crs
+        A metric CRS for distances.
+    """
+    where = gpd.GeoSeries([point], crs="EPSG:4326").to_crs(crs).iloc[0]
+    for up in PARENT_LEVELS.get(level, ()):
+        ups = positions[positions["level"] == up]
+        if len(ups):
+            dist = ups.geometry.to_crs(crs).distance(where).to_numpy()
+            return str(ups["site_id"].to_numpy()[int(np.argmin(dist))])
+    return None

@@ -47,7 +47,8 @@ async def health() -> Health:
 async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
     """Probe the database now (a query; SQLite: free disk); 503 when not ready."""
     error = await run_in_threadpool(probe, settings.resolved_database_url)
-    districts = list(getattr(request.app.state, "districts", {}))
+    served = getattr(request.app.state, "served", None)
+    districts = served.names if served is not None else []
     body = Readiness(ready=error is None and bool(districts), districts=districts,
                      database="ok" if error is None else "unavailable", database_error=error)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)

@@ -38,8 +38,9 @@ def sites_geojson(
     fc["properties"] = {
         "district": district.name,
         "count": len(pos),
-        "demo": True,
-        "note": "示例数据（demo）：由 OSM 真实地点按固定规则生成，非官方名录",
+        "demo": bool(pos["demo"].astype(bool).any()) if len(pos) else False,
+        "note": ("含示例数据（demo=true 的阵地由 OSM 真实地点按固定规则生成，非官方名录）"
+                 if len(pos) and bool(pos["demo"].astype(bool).any()) else ""),
         "attribution": district.meta["attribution"],
     }
     return fc

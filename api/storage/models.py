@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from geoalchemy2 import Geometry, WKTElement
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -17,19 +20,17 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: Roles a user may hold.
-ROLES: tuple[str, ...] = ("resident", "dispatcher", "team", "admin")
+from api.domain import RequestState, Role
+from geo.registry import Level
+
 #: Issue time of a token whose real one is unknown (the server default): always expired.
 TOKEN_EPOCH = "1970-01-01 00:00:00"
-#: Lifecycle states of a service request, in the order a request moves through them.
-STATES: tuple[str, ...] = (
-    "submitted", "dispatched", "accepted", "completed", "reviewed", "cancelled"
-)
-
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -54,8 +55,34 @@ def point(lon: float, lat: float) -> WKTElement:
     return WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
 
 
-def _in(values: tuple[str, ...]) -> str:
+def _in(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class Vocabulary(TypeDecorator[E]):
+    """A :class:`~enum.StrEnum` kept in a plain ``VARCHAR`` column.
+
+    The database holds the codes (no schema change, no native enum type); Python gets the
+    members, and an unknown code fails on write and on read.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        """Store a member (or its code) as its code."""
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        """Read a code back as its member."""
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -71,7 +98,7 @@ class Position(Base):
 
     site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     district: Mapped[str] = mapped_column(String(64), index=True)
-    level: Mapped[str] = mapped_column(String(16))
+    level: Mapped[Level] = mapped_column(Vocabulary(Level, 16))
     name: Mapped[str] = mapped_column(String(200))
     parent_id: Mapped[str | None] = mapped_column(String(64))
     categories: Mapped[str] = mapped_column(String(300), doc="comma-separated category codes")
@@ -79,6 +106,17 @@ class Position(Base):
     lat: Mapped[float] = mapped_column(Float)
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
     demo: Mapped[bool] = mapped_column(Boolean, default=True)
+    address: Mapped[str | None] = mapped_column(String(300))
+    opening_hours: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40), doc="public phone of the position")
+    #: A closed position is kept (its history and requests refer to it) but not served.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    source: Mapped[str] = mapped_column(String(16), default="demo", server_default="demo",
+                                        doc="demo, import or api")
+    osm_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str | None] = mapped_column(String(40))
+    #: Bumped by every change; the ``ETag`` of the position.
+    row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Team(Base):
@@ -95,6 +133,8 @@ class Team(Base):
     capacity: Mapped[int] = mapped_column(Integer, doc="requests it can hold open at once")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     demo: Mapped[bool] = mapped_column(Boolean, default=True)
+    leader_contact: Mapped[str | None] = mapped_column(String(40))
+    row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     def serves(self, category: str) -> bool:
         """Tell whether the team offers a category."""
@@ -106,13 +146,13 @@ class User(Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(f"role IN {_in(ROLES)}", name="role"),
+        CheckConstraint(f"role IN {_in(Role)}", name="role"),
         CheckConstraint("(role = 'team') = (team_id IS NOT NULL)", name="team_role"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(Vocabulary(Role, 16))
     team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -131,7 +171,7 @@ class ServiceRequest(Base):
 
     __tablename__ = "service_requests"
     __table_args__ = (
-        CheckConstraint(f"state IN {_in(STATES)}", name="state"),
+        CheckConstraint(f"state IN {_in(RequestState)}", name="state"),
         Index("ix_service_requests_state_team", "state", "team_id"),
     )
 
@@ -144,7 +184,8 @@ class ServiceRequest(Base):
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
-    state: Mapped[str] = mapped_column(String(16), default="submitted")
+    state: Mapped[RequestState] = mapped_column(Vocabulary(RequestState, 16),
+                                                default=RequestState.SUBMITTED)
     team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
     round: Mapped[int] = mapped_column(Integer, default=0, doc="times it went back to the pool")
     hours: Mapped[float | None] = mapped_column(Float)
@@ -161,10 +202,10 @@ class Transition(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
     action: Mapped[str] = mapped_column(String(16))
-    from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[RequestState | None] = mapped_column(Vocabulary(RequestState, 16))
+    to_state: Mapped[RequestState] = mapped_column(Vocabulary(RequestState, 16))
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    actor_role: Mapped[str] = mapped_column(String(16))
+    actor_role: Mapped[Role] = mapped_column(Vocabulary(Role, 16))
     team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
     note: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -211,3 +252,28 @@ class IdempotencyRecord(Base):
     body: Mapped[str] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegistryVersion(Base):
+    """One counter per district, bumped by every change to its positions or teams."""
+
+    __tablename__ = "registry_versions"
+
+    district: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class RegistryChange(Base):
+    """Who changed which position or team, how, and when (never updated or deleted)."""
+
+    __tablename__ = "registry_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(16), doc="position or team")
+    entity_id: Mapped[str] = mapped_column(String(96), index=True)
+    action: Mapped[str] = mapped_column(String(16), doc="create, update, close or import")
+    actor: Mapped[str] = mapped_column(String(100))
+    changes: Mapped[str] = mapped_column(Text, doc="JSON: field -> [old, new]")
+    version: Mapped[int] = mapped_column(Integer, doc="the registry version it made")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Connection, func, insert, select
 
-from api.storage.models import Position, Team, point
+from api.storage.models import Position, RegistryVersion, Team, point
 from api.storage.session import get_engine, lock_for_migration, migrate
 from geo import District
 
@@ -18,8 +18,10 @@ def seed_district(conn: Connection, district: District) -> int:
     int
         Number of rows written (0 when the district was seeded before).
     """
+    # A district is seeded once: its registry version row says so (even with no positions).
     have = conn.scalar(
-        select(func.count()).select_from(Position).where(Position.district == district.name)
+        select(func.count()).select_from(RegistryVersion)
+        .where(RegistryVersion.district == district.name)
     )
     if have:
         return 0
@@ -36,6 +38,10 @@ def seed_district(conn: Connection, district: District) -> int:
             "lat": float(r.geometry.y),
             "geom": point(float(r.geometry.x), float(r.geometry.y)),
             "demo": bool(r.demo),
+            "source": "demo" if bool(r.demo) else "import",
+            "osm_id": None if pd.isna(getattr(r, "osm_id", None)) else str(r.osm_id),
+            "kind": None if pd.isna(getattr(r, "kind", None)) else str(r.kind),
+            "opening_hours": _text(getattr(r, "opening_hours", None)),
         }
         for r in pos.itertuples()
     ]
@@ -56,7 +62,14 @@ def seed_district(conn: Connection, district: District) -> int:
         conn.execute(insert(Position), rows)
     if teams:
         conn.execute(insert(Team), teams)
+    conn.execute(insert(RegistryVersion).values(district=district.name, version=1))
     return len(rows) + len(teams)
+
+
+def _text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and value != value) or not str(value).strip():
+        return None
+    return str(value)
 
 
 _ready: set[tuple[str, str]] = set()

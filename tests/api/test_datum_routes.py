@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import geo
 from api.services.accounts import create_user
 from api.storage.session import session_maker
 from geo.datum import from_wgs84
+from tests.api.conftest import app_client
 
 #: A street corner in the served part of 小店区 (WGS84): 119 m from the practice center.
 HOME = (112.5501, 37.8024)
@@ -32,27 +32,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def client(cache_dir: Path, db_url: str) -> Iterator[TestClient]:
     """The real app (lifespan included) on a fresh SQLite database of its own."""
-    from api.deps import settings_dep
-    from api.main import create_app
-    from api.settings import Settings, get_settings
-
-    old = os.environ.get("PRACTICE_CIRCLE_DATABASE_URL")
-    os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = db_url
-    get_settings.cache_clear()
-    try:
-        settings = Settings()
-        app = create_app()
-        app.dependency_overrides[settings_dep] = lambda: settings
-        client = TestClient(app)
-        client.__enter__()
-    finally:
-        if old is None:
-            os.environ.pop("PRACTICE_CIRCLE_DATABASE_URL", None)
-        else:
-            os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = old
-        get_settings.cache_clear()
-    yield client
-    client.__exit__(None, None, None)
+    with app_client(db_url) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

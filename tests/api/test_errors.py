@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,40 +15,29 @@ import geo
 from api import deps
 from api.services.accounts import create_user
 from api.storage.session import session_maker
+from tests.api.conftest import app_client
 
 PROBLEM = "application/problem+json"
 FAR_AWAY = {"lon": 19.13, "lat": 0.0}  # the Gulf of Guinea: outside any district's metric zone
 
 
-@pytest.fixture(scope="module")
-def client(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """The real app on a database of its own, plus one route that fails like a bug would."""
-    from api.main import create_app
-    from api.settings import get_settings
-
-    old = os.environ.get("PRACTICE_CIRCLE_DATABASE_URL")
-    db = tmp_path_factory.mktemp("errors-db") / "practice.db"
-    os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = f"sqlite:///{db}"
-    get_settings.cache_clear()
-    app: FastAPI = create_app()
-
+def _boom_route(app: FastAPI) -> None:
     @app.get("/test-only/boom", include_in_schema=False)
     def boom() -> None:
         raise RuntimeError("a bug the handler must not leak")
 
-    try:
-        with TestClient(app, raise_server_exceptions=False) as c:
-            with session_maker(f"sqlite:///{db}")() as s:
-                _, token = create_user(s, role="resident", name="测试居民")
-                s.commit()
-            c.headers["Authorization"] = f"Bearer {token}"
-            yield c
-    finally:
-        if old is None:
-            os.environ.pop("PRACTICE_CIRCLE_DATABASE_URL", None)
-        else:
-            os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = old
-        get_settings.cache_clear()
+
+@pytest.fixture(scope="module")
+def client(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The real app on a database of its own, plus one route that fails like a bug would."""
+    db = tmp_path_factory.mktemp("errors-db") / "practice.db"
+    with app_client(f"sqlite:///{db}", customize=_boom_route,
+                    raise_server_exceptions=False) as c:
+        with session_maker(f"sqlite:///{db}")() as s:
+            _, token = create_user(s, role="resident", name="测试居民")
+            s.commit()
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c
 
 
 def problem(r: httpx.Response, status: int, code: str) -> dict[str, object]:
