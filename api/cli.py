@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.domain import Role
+from api.errors import user_errors
 from api.services.coverage import coverage_summary, district_coverage
 from geo import (
     DEFAULT_DISTRICT,
@@ -20,15 +22,12 @@ from geo import (
     MIN_WALK_M_PER_MIN,
     District,
     OSMDataError,
-    OutOfAreaError,
-    UnknownCategoryError,
     UnknownDistrictError,
     bundled_districts,
     cached_districts,
     get_district,
     import_osm,
 )
-from geo._errors import DemandFileError, SitingError, UnknownProfileError
 from geo.district import default_cache_dir, load_district
 from geo.registry import LEVELS
 
@@ -57,15 +56,33 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _district(name: str, cache: Path | None) -> District:
+def _district(name: str, cache: Path | None, database_url: str | None = None) -> District:
+    """Load a district joined with its registry from the database (seeded on first use)."""
+    from api.storage.registry import read_registry
+    from api.storage.seed import prepare_database
+    from api.storage.session import session_maker
+
     try:
-        return get_district(name, cache_dir=cache, progress=sys.stderr.isatty())
+        base = get_district(name, cache_dir=cache, progress=sys.stderr.isatty())
+        url = _settings(cache, database_url).resolved_database_url
+        prepare_database(url, base)
+        with session_maker(url, readonly=True)() as session:
+            registry = read_registry(session, base.name)
+        return base.with_registry(registry.positions, registry.teams, version=registry.version)
     except UnknownDistrictError as e:
         fail(str(e).strip("'\""))
     except OSError as e:  # an unwritable or full cache directory: say where, not a traceback
         where = e.filename or cache or default_cache_dir()
         fail(f"cannot use the cache directory ({where}): {e.strerror or e}; "
              "set --cache or PRACTICE_CIRCLE_CACHE to a writable folder")
+
+
+def _settings(cache: Path | None, database_url: str | None = None) -> Any:
+    """Return the settings with the command's ``--cache`` and ``--database-url`` applied."""
+    from api.settings import Settings
+
+    overrides = {"cache": cache, "database_url": database_url}
+    return Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
 def _print_json(obj: Any) -> None:
@@ -130,12 +147,10 @@ DemandOpt = Annotated[
 ]
 MinutesOpt = Annotated[float, typer.Option(min=0.1, help="Walking time limit")]
 
-#: Domain errors a user can cause from the command line: one line, exit code 2. Anything else
-#: (a bare ValueError included) is a bug and keeps its traceback.
-USER_ERRORS = (
-    UnknownCategoryError, UnknownDistrictError, OSMDataError, DemandFileError,
-    UnknownProfileError, SitingError, OutOfAreaError,
-)
+#: Domain errors a user can cause: those the API answers with a 4xx (api/errors.py, the one
+#: table), here one line and exit code 2. Anything else (a bare ValueError included) is a bug
+#: and keeps its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = user_errors()
 
 
 @app.command()
@@ -424,7 +439,7 @@ app.add_typer(users_app, name="users")
 
 @users_app.command("create")
 def users_create(
-    role: Annotated[str, typer.Option(help="resident, dispatcher, team or admin")],
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(Role)}")],
     name: Annotated[str, typer.Option(help="Display name")],
     team: Annotated[str | None, typer.Option(help="Team id, for role team only")] = None,
     district: DistrictOpt = DEFAULT_DISTRICT,
@@ -441,7 +456,7 @@ def users_create(
 
     overrides = {"cache": cache, "database_url": database_url}
     settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    d = _district(district, settings.cache)
+    d = _district(district, settings.cache, settings.database_url or None)
     try:
         info, token = create_account(settings.resolved_database_url, d, role=role, name=name,
                                      team_id=team)
@@ -468,7 +483,7 @@ def _token_change(action: str, user_id: int | None, name: str | None, district: 
 
     overrides = {"cache": cache, "database_url": database_url}
     settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    d = _district(district, settings.cache)
+    d = _district(district, settings.cache, settings.database_url or None)
     change = accounts.revoke_account if action == "revoke" else accounts.rotate_account
     try:
         return change(settings.resolved_database_url, d, user_id=user_id, name=name)
@@ -503,6 +518,97 @@ def users_rotate(
     typer.echo(f"new token for user {info['id']} {info['name']} ({info['role']}), "
                f"valid until {info['token_expires_at']}", err=True)
     typer.echo(token)
+
+
+registry_app = typer.Typer(
+    help="The district's registry of positions as an office keeps it: template, import, export.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+CrsOpt = Annotated[
+    str, typer.Option("--crs", help="Datum of the file's coordinates: wgs84, gcj02 or bd09")
+]
+
+
+def _crs(value: str) -> Any:
+    from geo.datum import Crs
+
+    try:
+        return Crs(value.lower())
+    except ValueError:
+        fail(f"unknown datum {value!r}: use wgs84, gcj02 (Amap, Tencent, WeChat) or bd09 (Baidu)")
+
+
+@registry_app.command("template")
+def registry_template(
+    out: Annotated[Path, typer.Option("--out", help="Workbook to write (.xlsx)")],
+) -> None:
+    """Write an empty registry workbook: Chinese headers, a marked example row, a 说明 sheet."""
+    from api.services.registry_io import write_template
+
+    if out.suffix.lower() != ".xlsx":
+        fail(f"the template is an Excel workbook: name it .xlsx, not {out.name}")
+    write_template(out)
+    typer.echo(f"wrote {out}: fill one row per position (the 示例 row is not imported); "
+               "see the 说明 sheet")
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(help=".xlsx, .csv (UTF-8 or GBK) or .geojson")],
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    crs: CrsOpt = "wgs84",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the changes, write none")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Close open positions the file does not list")
+    ] = False,
+    database_url: DatabaseOpt = None,
+    cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add, change (and with --replace close) positions as a file lists them, all or nothing."""
+    from api.services.registry_io import RegistryFileError, describe, import_registry
+
+    datum = _crs(crs)
+    d = _district(district, cache, database_url)
+    try:
+        report = import_registry(_settings(cache, database_url).resolved_database_url, d, file,
+                                 crs=datum, dry_run=dry_run, replace=replace)
+    except RegistryFileError as e:
+        fail(str(e))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for line in describe(report):
+            typer.echo(line)
+    if report.problems:
+        for p in report.problems:
+            err_console.print(f"[bold red]error:[/] {escape(str(p))}", highlight=False,
+                              soft_wrap=True)
+        fail(f"{len(report.problems)} problem(s) in {file.name}; nothing was imported")
+
+
+@registry_app.command("export")
+def registry_export(
+    out: Annotated[Path, typer.Option("--out", help="File to write: .xlsx, .csv or .geojson")],
+    district: DistrictOpt = DEFAULT_DISTRICT,
+    crs: CrsOpt = "wgs84",
+    database_url: DatabaseOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Write the open positions with the import's columns (parent by name): a round trip."""
+    from api.services.registry_io import RegistryFileError, export_registry
+
+    datum = _crs(crs)
+    d = _district(district, cache, database_url)
+    try:
+        n = export_registry(_settings(cache, database_url).resolved_database_url, d.name, out,
+                            crs=datum)
+    except RegistryFileError as e:
+        fail(str(e))
+    typer.echo(f"wrote {n} open positions of {d.name} to {out} ({datum.value})")
 
 
 def main() -> None:
