@@ -159,7 +159,8 @@ class District:
         A new object, so everything cached per district object (coverage, walks, map bodies)
         is computed afresh for the new positions and teams and the old stays as it was.
         """
-        demo = bool(len(positions)) and bool(positions["demo"].astype(bool).all())
+        # The demo label stays while any demo record does.
+        demo = bool(len(positions)) and bool(positions["demo"].astype(bool).any())
         return replace(self, positions=positions, teams=teams, registry_version=version,
                        meta={**self.meta, "demo_registry": demo}, _network=self.network)
 
