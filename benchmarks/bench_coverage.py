@@ -17,8 +17,15 @@ the sites placed exactly at those nodes to check that every baseline agrees with
 scenario uses 200 random sites (the issue's setting) and, unless ``--no-whole-extract``, a
 third the whole unsimplified Taiyuan walk graph (about 19,000 nodes) with 200 random sites.
 
-The last line printed is one JSON object: ``{"speedup_vs": {...}}``, each value the baseline's
-median time divided by ours, for the district's own sites.
+A last table times what the grid cells add (:func:`geo.coverage.coverage` with cells): the
+cells as their centres on their nearest street (the rule before cells had several points),
+then the fixed samples and (for the district) the residents' housing, each point snapped to
+every street within 50 m beyond its nearest; cold (sampling and snapping) and warm (the
+snapped points reused, as for categories or proposed sites).
+
+The last line printed is one JSON object: ``{"speedup_vs": {...}, "cells_ms": {...}}``: each
+speed-up is the baseline's median time divided by ours, for the district's own sites; the cell
+timings are medians in milliseconds.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -45,8 +53,17 @@ from rich.table import Table
 from scipy.sparse.csgraph import dijkstra
 
 import geo
-from geo.coverage import DEFAULT_WALK_M_PER_MIN, node_walk, walk_minutes
+from geo.coverage import DEFAULT_WALK_M_PER_MIN, coverage, walk_minutes
+from geo.grid import (
+    CellPoints,
+    cell_samples,
+    cells_geometry,
+    cells_near_lines,
+    grid_cells,
+    resident_points,
+)
 from geo.network import WalkNetwork
+from geo.walk import node_walk
 
 LIMIT_MIN = 15.0
 LIMIT_M = LIMIT_MIN * DEFAULT_WALK_M_PER_MIN
@@ -303,6 +320,59 @@ def whole_extract_network() -> WalkNetwork:
     return walk_network(G)
 
 
+# ------------------------------------------------------------------------------- grid cells
+
+
+@dataclass
+class CellRow:
+    scenario: str
+    rule: str
+    points: int
+    cold: float
+    warm: Timing
+
+
+def extract_cells(network: WalkNetwork) -> gpd.GeoDataFrame:
+    """H3 cells where the network has streets (as a district's study area is found)."""
+    return grid_cells(cells_geometry(cells_near_lines(network.edges.geometry)))
+
+
+def run_cells(name: str, network: WalkNetwork, lon: np.ndarray, lat: np.ndarray,
+              cells: gpd.GeoDataFrame, housing: CellPoints | None) -> list[CellRow]:
+    """Time coverage() of the cells under each attachment rule, cold and warm."""
+    sites = gpd.GeoDataFrame({"site_id": np.arange(len(lon)).astype(str)},
+                             geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    network.attach(lon, lat)  # the street index is built once per network, not timed here
+    rules: list[tuple[str, Callable[[], CellPoints], float]] = [
+        ("centre, nearest street (before)",
+         lambda: CellPoints.one_per_cell(cells["lon"].to_numpy(), cells["lat"].to_numpy()), 0.0),
+        ("7 fixed samples, streets within 50 m",
+         lambda: cell_samples(cells, crs=network.crs_metric), 50.0),
+    ]
+    if housing is not None:
+        rules.append(("residents' housing, streets within 50 m", lambda: housing, 50.0))
+    rows = []
+    for rule, make, snap in rules:
+        t0 = time.perf_counter()
+        pts = make()  # new points each time: nothing snapped yet
+        coverage(network, sites, cells, cell_points=pts, snap_m=snap)
+        cold = time.perf_counter() - t0
+        warm = measure(lambda p=pts, m=snap: coverage(network, sites, cells, cell_points=p,
+                                                      snap_m=m), min_runs=7)
+        rows.append(CellRow(name, rule, len(pts), cold, warm))
+    return rows
+
+
+def print_cells(rows: list[CellRow]) -> None:
+    table = Table(title="coverage() of nodes and grid cells: what the cell points cost")
+    for col in ("scenario", "cells as", "points", "cold ms", "warm median ms"):
+        table.add_column(col, justify="right" if "ms" in col or col == "points" else "left")
+    for r in rows:
+        table.add_row(r.scenario, r.rule, f"{r.points:,}", f"{r.cold * 1e3:,.1f}",
+                      f"{r.warm.median * 1e3:,.2f}")
+    console.print(table)
+
+
 # --------------------------------------------------------------------------------- report
 
 
@@ -356,16 +426,23 @@ def main(argv: list[str] | None = None) -> int:
     rnd = Scenario(f"{args.district}: {args.random_sites} random sites, {net.n_nodes:,} nodes",
                    net, lon, lat)
     scenarios = [own, rnd]
+    console.print("[dim]timing the grid cells …[/dim]")
+    cell_rows = run_cells(f"{args.district}: {len(district.cells)} cells", net, own.lon, own.lat,
+                          district.cells, resident_points(district))
     if not args.no_whole_extract:
         whole = whole_extract_network()
         lon, lat = random_sites(whole, args.random_sites, args.seed)
         scenarios.append(Scenario(
             f"whole Taiyuan extract, unsimplified: {args.random_sites} random sites, "
             f"{whole.n_nodes:,} nodes", whole, lon, lat))
+        cells = extract_cells(whole)
+        cell_rows += run_cells(f"whole extract: {len(cells):,} cells", whole, lon, lat, cells,
+                               None)
     for sc in scenarios:
         console.print(f"[dim]running {sc.name} …[/dim]")
         run_scenario(sc)
     print_report(scenarios)
+    print_cells(cell_rows)
 
     goals = {"pandana": 5.0, "networkx": 10.0, "scipy_kernel": 0.5}
     speedup = {
@@ -390,8 +467,11 @@ def main(argv: list[str] | None = None) -> int:
     console.print("all baselines agree with ours" if all_agree
                   else "[red]some baseline disagrees with ours: see above[/red]")
     sys.stdout.flush()
-    print(json.dumps({"speedup_vs": {k: (None if v is None else round(v, 3))
-                                     for k, v in speedup.items()}}))
+    print(json.dumps({
+        "speedup_vs": {k: (None if v is None else round(v, 3)) for k, v in speedup.items()},
+        "cells_ms": {f"{r.scenario} | {r.rule}": round(r.warm.median * 1e3, 3)
+                     for r in cell_rows},
+    }, ensure_ascii=False))
     return 0 if all_agree else 1
 
 

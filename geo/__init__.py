@@ -16,7 +16,6 @@ from geo.coverage import (
     MIN_WALK_M_PER_MIN,
     Coverage,
     coverage,
-    node_walk,
     walk_minutes,
 )
 from geo.datum import Crs, from_wgs84, geojson_from_wgs84, to_wgs84
@@ -30,9 +29,11 @@ from geo.district import (
     import_osm,
     load_district,
 )
+from geo.grid import resident_points
 from geo.network import WalkNetwork, is_walkable, walk_network
 from geo.profiles import PROFILES, network_for_profile, profile
 from geo.siting import coverage_with_extra_sites, recommend_sites
+from geo.walk import node_walk
 
 __all__ = [
     "CATEGORIES",
@@ -69,6 +70,7 @@ __all__ = [
     "node_walk",
     "profile",
     "recommend_sites",
+    "resident_points",
     "to_wgs84",
     "walk_minutes",
     "walk_network",

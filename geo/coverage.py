@@ -1,15 +1,32 @@
-"""Calculate walking minutes from every node and position to the nearest practice position."""
+"""Calculate walking minutes from every node, grid cell and position to the nearest position.
+
+A cell's minutes stand for where its residents are: the cell is attached to the streets from
+several points (its housing, :func:`geo.grid.resident_points`, or fixed samples over it,
+:func:`geo.grid.cell_samples`), each point
+walks from the best street within a short detour of it
+(:meth:`geo.network.WalkNetwork.attach_near`), and the cell takes the walk of its median
+resident: the shortest walk that at least half of its residents (by point weight) have. A cell
+is thus within the limit when most of its residents are.
+"""
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
+import shapely
 
-from geo.network import EdgePositions, WalkNetwork
+from geo.grid import CellPoints, cell_samples
+from geo.network import DEFAULT_SNAP_M, EdgePositions, WalkNetwork
+from geo.walk import NodeWalk, best_of, enter, node_walk
+
+T = TypeVar("T")
 
 #: GB 50180-2018 puts the 15-minute life circle at 800–1000 m of walking; the default reads
 #: the upper bound as 1000 m in 15 minutes.
@@ -19,112 +36,141 @@ DEFAULT_WALK_M_PER_MIN = 1000.0 / 15.0
 MIN_WALK_M_PER_MIN = 20.0
 #: Fastest pace accepted (12 km/h, a run).
 MAX_WALK_M_PER_MIN = 200.0
-_MIN_WEIGHT_M = 1e-6
+#: A cell is within the limit when this share of its residents is (its median resident is); the
+#: tolerance makes an exact half count the same however the weights were summed.
+MEDIAN_SHARE = 0.5 * (1.0 - 1e-9)
+
+
+# ------------------------------------------------------------------------ cells and their points
+
+
+class _Memo:
+    """Results kept while the objects they were computed from live (looked up by identity)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.kept: dict[tuple[Any, ...], tuple[list[weakref.ref[Any]], Any]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, objs: tuple[Any, ...], extra: tuple[Any, ...], make: Callable[[], T]) -> T:
+        key = (*map(id, objs), *extra)
+        with self.lock:
+            hit = self.kept.get(key)
+        if hit is not None and all(r() is o for r, o in zip(hit[0], objs, strict=True)):
+            return cast(T, hit[1])
+        value = make()
+        with self.lock:
+            while len(self.kept) >= self.size:
+                del self.kept[next(iter(self.kept))]
+            self.kept[key] = ([weakref.ref(o) for o in objs], value)
+        return value
+
+
+_POINTS = _Memo()
+_ATTACHED = _Memo()
+
+
+def cell_points_of(network: WalkNetwork, cells: pd.DataFrame) -> CellPoints:
+    """Return the default points of cells: fixed samples over each polygon, else its lon/lat.
+
+    Cells with polygon geometry (the district's H3 hexagons) get
+    :func:`geo.grid.cell_samples`; a frame of points only (``lon``, ``lat``) gets one point
+    per row. The samples are kept while ``cells`` lives (the frame must not be modified).
+    """
+    if isinstance(cells, gpd.GeoDataFrame) and len(cells) and cells.crs is not None and (
+        shapely.get_dimensions(cells.geometry.to_numpy()) == 2
+    ).all():
+        crs = network.crs_metric
+        return _POINTS.get((cells,), (crs.to_string(),), lambda: cell_samples(cells, crs=crs))
+    return CellPoints.one_per_cell(cells["lon"].to_numpy(), cells["lat"].to_numpy())
 
 
 @dataclass(frozen=True)
-class NodeWalk:
-    """Walking distance from each network node to its nearest source.
+class AttachedPoints:
+    """Cell points attached to the streets, each to every street within its snap distance."""
 
-    ``source`` indexes the sources passed in (``-1`` where none is reachable); ``predecessor``
-    lets a caller trace the route (indices over nodes, then one virtual node per source).
+    points: CellPoints
+    at: EdgePositions
+    owner: np.ndarray
+
+
+def attach_cells(
+    network: WalkNetwork, points: CellPoints, *, snap_m: float = DEFAULT_SNAP_M
+) -> AttachedPoints:
+    """Attach cell points to the streets (see :meth:`geo.network.WalkNetwork.attach_near`).
+
+    The attachment is kept while ``network`` and ``points`` live, so the coverage of many
+    position sets (categories, proposed sites) attaches the same points once.
     """
+
+    def make() -> AttachedPoints:
+        at, owner = network.attach_near(points.lon, points.lat, snap_m=snap_m)
+        return AttachedPoints(points, at, owner)
+
+    return _ATTACHED.get((network, points), (float(snap_m),), make)
+
+
+def median_point(cell: np.ndarray, walk_m: np.ndarray, weight: np.ndarray,
+                 n_cells: int) -> np.ndarray:
+    """Return, per cell, the point whose walk is the cell's weighted median.
+
+    The median is the shortest walk that at least half of the cell's weight has (an exact half
+    counts); unreachable points (``inf``) come last.
+    """
+    order = np.lexsort((walk_m, cell))
+    c, w = cell[order], weight[order]
+    cum = np.cumsum(w)
+    start = np.r_[0, np.flatnonzero(c[1:] != c[:-1]) + 1]
+    before = np.repeat(cum[start] - w[start], np.diff(np.r_[start, len(c)]))
+    total = np.bincount(cell, weights=weight, minlength=n_cells)
+    reached = np.flatnonzero(cum - before >= MEDIAN_SHARE * total[c])
+    first = reached[np.r_[True, c[reached][1:] != c[reached][:-1]]]
+    if len(first) != n_cells:
+        msg = f"{n_cells} cells but {len(first)} of them have points"
+        raise ValueError(msg)
+    return np.asarray(order[first])
+
+
+def cells_within(points: CellPoints, within: np.ndarray) -> np.ndarray:
+    """Tell which cells have at least half their residents' weight on points within a limit.
+
+    The same test as the cell's median walk being within it (:func:`median_point`).
+    """
+    w = points.weight
+    total = np.bincount(points.cell, weights=w, minlength=points.n_cells)
+    got = np.bincount(points.cell, weights=np.where(within, w, 0.0), minlength=points.n_cells)
+    return np.asarray(got >= MEDIAN_SHARE * total)
+
+
+@dataclass(frozen=True)
+class CellWalk:
+    """Walks of the cells (their median point) and of every point."""
 
     walk_m: np.ndarray
     source: np.ndarray
-    predecessor: np.ndarray
+    access_m: np.ndarray
+    point_walk_m: np.ndarray
+    point_source: np.ndarray
+    point_access_m: np.ndarray
 
-    def minutes(self, walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN) -> np.ndarray:
-        """Return walking minutes at the given pace."""
-        return self.walk_m / walk_m_per_min
 
+def cell_walk(
+    network: WalkNetwork, nodes: NodeWalk, sources: EdgePositions, cells: AttachedPoints
+) -> CellWalk:
+    """Walk from the nearest source to every cell point and take each cell's median.
 
-def graph_with_sources(network: WalkNetwork, sources: EdgePositions) -> sparse.csr_matrix:
-    """Return the CSR graph with one virtual node per source, appended after the network's nodes.
-
-    Each virtual node leads to both ends of its edge (access walk plus the walk along the edge);
-    nothing leads into it, so no route passes through a source. Where both ends are one node
-    (a loop), csgraph keeps the shorter of the two entries.
+    Each point walks by :func:`geo.walk.enter` from the best of its streets
+    (:func:`geo.walk.best_of`); the cell reads the walk, nearest source and access walk of its
+    median point (:func:`median_point`).
     """
-    csr = network.csr
-    n, s = network.n_nodes, len(sources)
-    e = sources.edge
-    to_u = np.maximum(sources.access_m + sources.offset_m, _MIN_WEIGHT_M)
-    to_v = np.maximum(sources.access_m + network.length[e] - sources.offset_m, _MIN_WEIGHT_M)
-    indptr = np.concatenate([csr.indptr, csr.indptr[-1] + 2 * np.arange(1, s + 1)])
-    indices = np.concatenate([csr.indices, np.column_stack([network.u[e], network.v[e]]).ravel()])
-    data = np.concatenate([csr.data, np.column_stack([to_u, to_v]).ravel()])
-    return sparse.csr_matrix((data, indices, indptr), shape=(n + s, n + s))
-
-
-def node_walk(network: WalkNetwork, sources: EdgePositions, *, limit_m: float = np.inf) -> NodeWalk:
-    """Walk from many sources at once (one multi-source Dijkstra) to every node.
-
-    Parameters
-    ----------
-    network
-        The walking network.
-    sources
-        Source positions attached to edges (their access walk is included).
-    limit_m
-        Stop searching beyond this distance; farther nodes get ``inf`` and source ``-1``.
-    """
-    n = network.n_nodes
-    if len(sources) == 0:
-        inf = np.full(n, np.inf)
-        return NodeWalk(inf, np.full(n, -1), np.full(n, -9999))
-    graph = graph_with_sources(network, sources)
-    dist, pred, src = dijkstra(
-        graph,
-        directed=True,
-        indices=np.arange(n, n + len(sources)),
-        min_only=True,
-        return_predecessors=True,
-        limit=limit_m,
-    )
-    source = np.where(src[:n] >= 0, src[:n] - n, -1)
-    return NodeWalk(dist[:n], source, pred)
-
-
-def position_walk(
-    network: WalkNetwork, nodes: NodeWalk, positions: EdgePositions, sources: EdgePositions
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return walking metres and nearest source for positions on edges, access walks included.
-
-    A position reaches its source through either end of its edge, or straight along the edge
-    when the source sits on the same edge.
-    """
-    e = positions.edge
-    via_u = nodes.walk_m[network.u[e]] + positions.offset_m
-    via_v = nodes.walk_m[network.v[e]] + network.length[e] - positions.offset_m
-    use_u = via_u <= via_v
-    best = np.where(use_u, via_u, via_v)
-    source = np.where(use_u, nodes.source[network.u[e]], nodes.source[network.v[e]])
-
-    same = pd.merge(
-        pd.DataFrame({"edge": e, "p": np.arange(len(e)), "p_off": positions.offset_m}),
-        pd.DataFrame(
-            {
-                "edge": sources.edge,
-                "s": np.arange(len(sources)),
-                "s_off": sources.offset_m,
-                "s_acc": sources.access_m,
-            }
-        ),
-        on="edge",
-    )
-    if len(same):
-        along = np.abs(same.p_off.to_numpy() - same.s_off.to_numpy()) + same.s_acc.to_numpy()
-        p = same.p.to_numpy()
-        order = np.lexsort((along, p))  # shortest first per position
-        p, along, s = p[order], along[order], same.s.to_numpy()[order]
-        first = np.r_[True, p[1:] != p[:-1]]
-        p, along, s = p[first], along[first], s[first]
-        better = along < best[p]
-        best[p[better]] = along[better]
-        source[p[better]] = s[better]
-    walk_m = best + positions.access_m
-    return walk_m, np.where(np.isfinite(walk_m), source, -1)
+    pts = cells.points
+    entry = enter(network, nodes, cells.at, sources)
+    point_m, att = best_of(entry.walk_m, cells.owner, len(pts))
+    point_src = entry.source[att]
+    point_access = cells.at.access_m[att]
+    med = median_point(pts.cell, point_m, pts.weight, pts.n_cells)
+    return CellWalk(point_m[med], point_src[med], point_access[med], point_m, point_src,
+                    point_access)
 
 
 def walk_minutes(
@@ -171,13 +217,18 @@ class Coverage:
     """Walking minutes from every node and grid cell to its nearest practice position.
 
     ``nodes`` is indexed by ``osmid`` and ``cells`` by ``cell_id``; both carry ``walk_m``,
-    ``walk_minutes``, ``nearest_site`` (a ``site_id``) and ``covered`` (within the limit).
+    ``walk_minutes``, ``nearest_site`` (a ``site_id``) and ``covered`` (within the limit). A
+    cell's figures are those of its median resident (see the module notes); ``cells`` also has
+    ``access_m`` (that resident's walk onto the street), ``within_share`` (the share of the
+    cell's residents within the limit) and ``points``. ``points`` has one row per cell point:
+    ``cell_id``, ``lon``, ``lat``, ``weight``, ``walk_m``, ``nearest_site``, ``access_m``.
     """
 
     nodes: pd.DataFrame
     cells: pd.DataFrame
     minutes: float
     walk_m_per_min: float
+    points: pd.DataFrame
 
     @property
     def limit_m(self) -> float:
@@ -190,8 +241,80 @@ class Coverage:
         return float(inside["covered"].mean()) if len(inside) else 0.0
 
     def covered_cell_share(self) -> float:
-        """Share of grid cells whose centre is within the limit."""
+        """Share of grid cells whose median resident is within the limit."""
         return float(self.cells["covered"].mean()) if len(self.cells) else 0.0
+
+
+def _coverage(
+    network: WalkNetwork,
+    sources: EdgePositions,
+    site_ids: np.ndarray,
+    cells: AttachedPoints,
+    cell_index: pd.Index,
+    *,
+    minutes: float,
+    walk_m_per_min: float,
+    inside: np.ndarray,
+) -> Coverage:
+    """One search from the sources, read at the nodes and at the cells' points."""
+    nodes = node_walk(network, sources)
+    ids = np.append(np.asarray(site_ids, dtype=object), np.array([None], dtype=object))
+    limit = minutes * walk_m_per_min
+    node_df = pd.DataFrame(
+        {
+            "walk_m": nodes.walk_m,
+            "walk_minutes": nodes.walk_m / walk_m_per_min,
+            "nearest_site": ids[nodes.source],
+            "covered": nodes.walk_m <= limit,
+            "inside": inside,
+        },
+        index=network.node_index,
+    )
+    walk = cell_walk(network, nodes, sources, cells)
+    pts = cells.points
+    total = np.bincount(pts.cell, weights=pts.weight, minlength=pts.n_cells)
+    within = np.bincount(pts.cell, weights=np.where(walk.point_walk_m <= limit, pts.weight, 0.0),
+                         minlength=pts.n_cells)
+    cell_df = pd.DataFrame(
+        {
+            "walk_m": walk.walk_m,
+            "walk_minutes": walk.walk_m / walk_m_per_min,
+            "nearest_site": ids[walk.source],
+            "covered": walk.walk_m <= limit,
+            "access_m": walk.access_m,
+            "within_share": within / total,
+            "points": np.bincount(pts.cell, minlength=pts.n_cells),
+        },
+        index=cell_index,
+    )
+    point_df = pd.DataFrame(
+        {
+            "cell_id": pd.Categorical.from_codes(pts.cell, categories=cell_index),
+            "lon": pts.lon,
+            "lat": pts.lat,
+            "weight": pts.weight,
+            "walk_m": walk.point_walk_m,
+            "nearest_site": ids[walk.point_source],
+            "access_m": walk.point_access_m,
+        }
+    )
+    return Coverage(node_df, cell_df, minutes, walk_m_per_min, point_df)
+
+
+def _check(minutes: float, walk_m_per_min: float) -> None:
+    if minutes <= 0 or walk_m_per_min <= 0:
+        msg = "minutes and walk_m_per_min must be positive"
+        raise ValueError(msg)
+
+
+def _points_for(network: WalkNetwork, cells: pd.DataFrame,
+                cell_points: CellPoints | None) -> CellPoints:
+    if cell_points is None:
+        return cell_points_of(network, cells)
+    if cell_points.n_cells != len(cells):
+        msg = f"cell_points describe {cell_points.n_cells} cells, not the {len(cells)} given"
+        raise ValueError(msg)
+    return cell_points
 
 
 def coverage(
@@ -202,6 +325,8 @@ def coverage(
     minutes: float = 15.0,
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
     inside: np.ndarray | None = None,
+    cell_points: CellPoints | None = None,
+    snap_m: float = DEFAULT_SNAP_M,
 ) -> Coverage:
     """Compute walking coverage of nodes and grid cells from practice positions.
 
@@ -212,45 +337,31 @@ def coverage(
     positions
         Practice positions (WGS84 points) with a ``site_id`` column.
     cells
-        Grid cells with ``cell_id``, ``lon`` and ``lat`` (cell centre).
+        Grid cells with ``cell_id``, ``lon`` and ``lat`` (cell centre), and their polygon
+        geometry when a GeoDataFrame.
     minutes
         The time limit.
     walk_m_per_min
         Walking pace.
     inside
         Boolean per network node: inside the district outline (defaults to all).
+    cell_points
+        Where each cell's residents are (e.g. :func:`geo.grid.resident_points`); default
+        :func:`cell_points_of` (fixed samples over each polygon, else the cell's lon/lat).
+    snap_m
+        A cell point walks from the best street at most this much farther than its nearest
+        (:meth:`geo.network.WalkNetwork.attach_near`; 0: the nearest only).
     """
-    if minutes <= 0 or walk_m_per_min <= 0:
-        msg = "minutes and walk_m_per_min must be positive"
-        raise ValueError(msg)
+    _check(minutes, walk_m_per_min)
     geom = positions.geometry
     sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
-    nodes = node_walk(network, sources)
-    site_ids = np.array([*positions["site_id"].tolist(), None], dtype=object)
-    limit = minutes * walk_m_per_min
-    node_df = pd.DataFrame(
-        {
-            "walk_m": nodes.walk_m,
-            "walk_minutes": nodes.walk_m / walk_m_per_min,
-            "nearest_site": site_ids[nodes.source],
-            "covered": nodes.walk_m <= limit,
-            "inside": np.ones(network.n_nodes, bool) if inside is None else np.asarray(inside),
-        },
-        index=network.node_index,
+    attached = attach_cells(network, _points_for(network, cells, cell_points), snap_m=snap_m)
+    return _coverage(
+        network, sources, positions["site_id"].to_numpy(dtype=object), attached,
+        pd.Index(cells["cell_id"].to_numpy(), name="cell_id"), minutes=minutes,
+        walk_m_per_min=walk_m_per_min,
+        inside=np.ones(network.n_nodes, bool) if inside is None else np.asarray(inside),
     )
-    at = network.attach(cells["lon"].to_numpy(), cells["lat"].to_numpy())
-    cell_m, cell_src = position_walk(network, nodes, at, sources)
-    cell_df = pd.DataFrame(
-        {
-            "walk_m": cell_m,
-            "walk_minutes": cell_m / walk_m_per_min,
-            "nearest_site": site_ids[cell_src],
-            "covered": cell_m <= limit,
-            "access_m": at.access_m,
-        },
-        index=pd.Index(cells["cell_id"].to_numpy(), name="cell_id"),
-    )
-    return Coverage(node_df, cell_df, minutes, walk_m_per_min)
 
 
 # ------------------------------------------------------------------ coverage by service category
@@ -317,10 +428,12 @@ def category_coverages(
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
     categories: list[str] | None = None,
     inside: np.ndarray | None = None,
+    cell_points: CellPoints | None = None,
+    snap_m: float = DEFAULT_SNAP_M,
 ) -> dict[str, Coverage]:
     """Compute walking coverage separately for each service category.
 
-    Positions and cell centres are attached to the streets once; each category then costs one
+    Positions and cell points are attached to the streets once; each category then costs one
     multi-source Dijkstra over the positions offering it (see :func:`offered_categories`).
 
     Parameters
@@ -330,7 +443,7 @@ def category_coverages(
     positions
         Practice positions (WGS84 points) with ``site_id`` and ``categories``.
     cells
-        Grid cells with ``cell_id``, ``lon`` and ``lat``.
+        Grid cells with ``cell_id``, ``lon`` and ``lat`` (and polygons, as in :func:`coverage`).
     teams
         Volunteer teams; a position hosting an active team of a category offers it.
     minutes, walk_m_per_min
@@ -339,6 +452,8 @@ def category_coverages(
         Category codes (default: all 8+N).
     inside
         Boolean per network node: inside the district outline (defaults to all).
+    cell_points, snap_m
+        Where each cell's residents are and how they reach the streets, as in :func:`coverage`.
 
     Returns
     -------
@@ -351,46 +466,21 @@ def category_coverages(
     UnknownCategoryError
         If a code is not a known category.
     """
-    if minutes <= 0 or walk_m_per_min <= 0:
-        msg = "minutes and walk_m_per_min must be positive"
-        raise ValueError(msg)
+    _check(minutes, walk_m_per_min)
     offers = offered_categories(positions, teams, categories=categories)
     geom = positions.geometry
     all_sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
-    at = network.attach(cells["lon"].to_numpy(), cells["lat"].to_numpy())
+    attached = attach_cells(network, _points_for(network, cells, cell_points), snap_m=snap_m)
     site_ids = positions["site_id"].to_numpy(dtype=object)
-    limit = minutes * walk_m_per_min
-    node_index = pd.Index(network.node_ids, name="osmid")
     cell_index = pd.Index(cells["cell_id"].to_numpy(), name="cell_id")
     inside_arr = np.ones(network.n_nodes, bool) if inside is None else np.asarray(inside)
     out: dict[str, Coverage] = {}
     for code in offers.columns:
         mask = offers[code].to_numpy()
-        sources = _subset(all_sources, mask)
-        ids = np.append(site_ids[mask], np.array([None], dtype=object))
-        nodes = node_walk(network, sources)
-        cell_m, cell_src = position_walk(network, nodes, at, sources)
-        node_df = pd.DataFrame(
-            {
-                "walk_m": nodes.walk_m,
-                "walk_minutes": nodes.walk_m / walk_m_per_min,
-                "nearest_site": ids[nodes.source],
-                "covered": nodes.walk_m <= limit,
-                "inside": inside_arr,
-            },
-            index=node_index,
+        out[code] = _coverage(
+            network, _subset(all_sources, mask), site_ids[mask], attached, cell_index,
+            minutes=minutes, walk_m_per_min=walk_m_per_min, inside=inside_arr,
         )
-        cell_df = pd.DataFrame(
-            {
-                "walk_m": cell_m,
-                "walk_minutes": cell_m / walk_m_per_min,
-                "nearest_site": ids[cell_src],
-                "covered": cell_m <= limit,
-                "access_m": at.access_m,
-            },
-            index=cell_index,
-        )
-        out[code] = Coverage(node_df, cell_df, minutes, walk_m_per_min)
     return out
 
 
@@ -477,6 +567,8 @@ def category_coverage(
     minutes: float = 15.0,
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
     categories: list[str] | None = None,
+    cell_points: CellPoints | None = None,
+    snap_m: float = DEFAULT_SNAP_M,
 ) -> pd.DataFrame:
     """Summarise residents' walking access to each service category.
 
@@ -487,7 +579,7 @@ def category_coverage(
     positions
         Practice positions (WGS84 points) with ``site_id`` and ``categories``.
     cells
-        Grid cells with ``cell_id``, ``lon`` and ``lat``.
+        Grid cells with ``cell_id``, ``lon`` and ``lat`` (and polygons, as in :func:`coverage`).
     demand
         Residents per cell, indexed by ``cell_id`` (a ``population`` column or a Series), e.g.
         from :func:`geo.demand.cell_demand`; cells missing from it count as empty.
@@ -497,6 +589,8 @@ def category_coverage(
         The time limit and the walking pace.
     categories
         Category codes (default: all 8+N).
+    cell_points, snap_m
+        Where each cell's residents are and how they reach the streets, as in :func:`coverage`.
 
     Returns
     -------
@@ -513,7 +607,7 @@ def category_coverage(
 
     covs = category_coverages(
         network, positions, cells, teams=teams, minutes=minutes, walk_m_per_min=walk_m_per_min,
-        categories=categories,
+        categories=categories, cell_points=cell_points, snap_m=snap_m,
     )
     offers = offered_categories(positions, teams, categories=list(covs))
     pop = _population(cells, demand)

@@ -37,6 +37,9 @@ _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 #: A position farther than this from every walkable street is out of the district's area: the
 #: walk would be guessed, not measured. One bound for the map, matching and requests.
 MAX_ACCESS_M = 800.0
+#: A resident's walk may start on any street at most this much farther than the nearest one
+#: (see :meth:`WalkNetwork.attach_near`): a few seconds' detour, as routing engines snap.
+DEFAULT_SNAP_M = 50.0
 # Edge weights must stay positive: csgraph would read an explicit zero as "no edge".
 _MIN_WEIGHT_M = 1e-6
 #: The widest an imported walking network may be (each side of its bounding box): a district,
@@ -441,6 +444,11 @@ class WalkNetwork:
         geoms = np.where(starts_at_v, shapely.reverse(geoms), geoms)
         return np.asarray(geoms)
 
+    @property
+    def edges_metric(self) -> np.ndarray:
+        """Edge geometries in the metric CRS, each running from its ``u`` node to its ``v`` node."""
+        return self._edge_geoms_metric
+
     @cached_property
     def _segments(self) -> _SegmentIndex:
         return _SegmentIndex(self._edge_geoms_metric)
@@ -490,6 +498,64 @@ class WalkNetwork:
             )
             raise OutOfAreaError(msg)
         return EdgePositions(edge, frac * self.length[edge], access)
+
+    def attach_near(
+        self,
+        lon: np.ndarray,
+        lat: np.ndarray,
+        *,
+        snap_m: float = DEFAULT_SNAP_M,
+        max_access_m: float | None = None,
+    ) -> tuple[EdgePositions, np.ndarray]:
+        """Attach WGS84 points to every street edge within ``snap_m`` beyond their nearest one.
+
+        As routing engines snap, a point may start its walk on any street a short detour
+        away: its nearest edge (exactly as :meth:`attach`) and every other edge at most
+        ``snap_m`` farther from the point than that one, each at its own nearest point with
+        its own access walk. A walk to the point then takes the best of them
+        (:func:`geo.walk.best_of`). With ``snap_m=0`` this is :meth:`attach`.
+
+        Parameters
+        ----------
+        lon, lat
+            Point coordinates in degrees.
+        snap_m
+            How much farther than the nearest street another street may be.
+        max_access_m
+            Refuse points whose nearest street is farther than this.
+
+        Returns
+        -------
+        positions, owner
+            One row per (point, edge) pair, grouped by point with its nearest edge first;
+            ``owner`` is the index of the point each row attaches.
+
+        Raises
+        ------
+        OutOfAreaError
+            If a point's nearest street is farther than ``max_access_m``.
+        """
+        nearest = self.attach(lon, lat, max_access_m=max_access_m)
+        n = len(nearest)
+        if not snap_m > 0 or n == 0:
+            return nearest, np.arange(n)
+        x, y = self._to_metric.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+        pts = shapely.points(np.atleast_1d(x), np.atleast_1d(y))
+        bound = nearest.access_m + snap_m
+        ok = np.flatnonzero(np.isfinite(bound))
+        geoms = self._edge_geoms_metric
+        pi, ei = self._segments.fallback.query(pts[ok], predicate="dwithin", distance=bound[ok])
+        pi = ok[pi]
+        other = ei != nearest.edge[pi]
+        pi, ei = pi[other], ei[other]
+        access = shapely.distance(pts[pi], geoms[ei])
+        frac = shapely.line_locate_point(geoms[ei], pts[pi], normalized=True)
+        edge = np.concatenate([nearest.edge, ei])
+        offset = np.concatenate([nearest.offset_m, np.clip(frac, 0.0, 1.0) * self.length[ei]])
+        access = np.concatenate([nearest.access_m, access])
+        owner = np.concatenate([np.arange(n), pi])
+        order = np.argsort(owner, kind="stable")
+        return EdgePositions(edge[order], offset[order], access[order]), owner[order]
 
     def attach_points(self, points: gpd.GeoSeries | gpd.GeoDataFrame) -> EdgePositions:
         """Attach point geometries (any CRS; polygons use their representative point)."""

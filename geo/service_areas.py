@@ -6,18 +6,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse.csgraph import dijkstra
 from shapely.ops import substring
 
-from geo.coverage import DEFAULT_WALK_M_PER_MIN, graph_with_sources
+from geo.coverage import DEFAULT_WALK_M_PER_MIN
 from geo.network import WalkNetwork
+from geo.walk import searches
 
 #: Half the width of the strip drawn along each reached street stretch, in metres: a street and
 #: the building fronts on either side (a Chinese urban road is typically 15-40 m between
 #: building lines; 25 m each side of the centre line covers the front row of buildings).
 DEFAULT_STREET_WIDTH_M = 25.0
-#: Sources per Dijkstra call (bounds the dense distance matrix to about 40 MB on 20,000 nodes).
-_BATCH = 256
 _COLUMNS = ["site_id", "name", "level", "minutes", "walk_m_per_min", "reach_m", "area_km2",
             "geometry"]
 
@@ -65,7 +63,7 @@ def reached_lines(
     each is cut from the edge's metric geometry at the exact distance. The source's own edge is
     also reached straight along it, ``limit - access_m`` either side of the source.
     """
-    geoms = network._edge_geoms_metric
+    geoms = network.edges_metric
     length = network.length
     r_u = limit_m - dist[network.u]
     r_v = limit_m - dist[network.v]
@@ -118,10 +116,11 @@ def service_areas(
     """Draw each position's walking service area from the streets it reaches in time.
 
     For every position, a Dijkstra cut off at the walking limit runs from the position's virtual
-    source node (its access walk included). Edges reached entirely are kept, edges reached in
-    part are cut at the exact reach from each end, the position's own edge is kept as far as
-    one can walk along it, and the walk from the door onto the street is added. The stretches
-    are buffered by ``street_width_m`` and merged: this follows the streets, it is not a hull.
+    source node (its access walk included; :func:`geo.walk.searches`). Edges reached entirely
+    are kept, edges reached in part are cut at the exact reach from each end, the position's
+    own edge is kept as far as one can walk along it, and the walk from the door onto the
+    street is added. The stretches are buffered by ``street_width_m`` and merged: this follows
+    the streets, it is not a hull.
 
     Parameters
     ----------
@@ -150,27 +149,21 @@ def service_areas(
     lon, lat = geom.x.to_numpy(), geom.y.to_numpy()
     sources = network.attach(lon, lat)
     doors = network.to_metric(lon, lat)
-    n, s = network.n_nodes, len(sources)
-    polys = np.empty(s, dtype=object)
-    if s:
-        graph = graph_with_sources(network, sources)
-        for start in range(0, s, _BATCH):
-            batch = np.arange(start, min(start + _BATCH, s))
-            dist = dijkstra(graph, directed=True, indices=n + batch, limit=limit)
-            dist = np.atleast_2d(dist)
-            for row, i in enumerate(batch.tolist()):
-                pieces = reached_lines(
-                    network, dist[row, :n], edge=int(sources.edge[i]),
-                    offset_m=float(sources.offset_m[i]), access_m=float(sources.access_m[i]),
-                    limit_m=limit, door=doors[i],
-                )
-                lines = np.array([ln for ln in pieces if ln.length > 0], dtype=object)
-                # Buffering each stretch, then merging, is about twice as fast as buffering
-                # one MultiLineString.
-                polys[i] = (
-                    shapely.union_all(shapely.buffer(lines, street_width_m, quad_segs=4))
-                    if len(lines) else shapely.Polygon()
-                )
+    polys = np.empty(len(sources), dtype=object)
+    for batch, dist in searches(network, sources, limit_m=limit):
+        for row, i in enumerate(batch.tolist()):
+            pieces = reached_lines(
+                network, dist[row], edge=int(sources.edge[i]),
+                offset_m=float(sources.offset_m[i]), access_m=float(sources.access_m[i]),
+                limit_m=limit, door=doors[i],
+            )
+            lines = np.array([ln for ln in pieces if ln.length > 0], dtype=object)
+            # Buffering each stretch, then merging, is about twice as fast as buffering one
+            # MultiLineString.
+            polys[i] = (
+                shapely.union_all(shapely.buffer(lines, street_width_m, quad_segs=4))
+                if len(lines) else shapely.Polygon()
+            )
     metric = gpd.GeoSeries(polys, crs=network.crs_metric)
     cols = {
         "site_id": positions["site_id"].to_numpy(),

@@ -13,19 +13,23 @@ import numpy as np
 import pandas as pd
 import pulp
 from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 
 from geo._errors import SitingError
 from geo.categories import category as _category
 from geo.coverage import (
     DEFAULT_WALK_M_PER_MIN,
+    MEDIAN_SHARE,
     Coverage,
+    attach_cells,
+    cell_points_of,
+    cells_within,
     coverage,
-    graph_with_sources,
     offered_categories,
 )
-from geo.network import WalkNetwork
+from geo.grid import CellPoints
+from geo.network import DEFAULT_SNAP_M, WalkNetwork
 from geo.places import PLACE_KINDS
+from geo.walk import DEFAULT_BATCH, reach
 
 if TYPE_CHECKING:
     from geo.district import District
@@ -35,7 +39,6 @@ Method = Literal["auto", "exact", "greedy"]
 MAX_EXACT_NNZ = 2_000_000
 #: Seconds CBC may spend before ``auto``/``exact`` settle for its best solution so far.
 DEFAULT_TIME_LIMIT_S = 20.0
-_DIJKSTRA_BATCH = 256
 
 
 # ------------------------------------------------------------------------------ candidates
@@ -97,106 +100,134 @@ def _lonlat(values: np.ndarray | pd.DataFrame, what: str) -> np.ndarray:
     return arr
 
 
+def _points(cells: np.ndarray | pd.DataFrame | CellPoints) -> CellPoints:
+    if isinstance(cells, CellPoints):
+        return cells
+    ll = _lonlat(cells, "cells_lonlat")
+    return CellPoints.one_per_cell(ll[:, 0], ll[:, 1])
+
+
+def candidate_reach(
+    network: WalkNetwork,
+    candidates_lonlat: np.ndarray | pd.DataFrame,
+    points: CellPoints,
+    *,
+    limit_m: float,
+    snap_m: float = DEFAULT_SNAP_M,
+    batch_size: int = DEFAULT_BATCH,
+) -> sparse.csr_matrix:
+    """Tell which cell points lie within a walking limit of each candidate site.
+
+    Each candidate joins the network as a source (:func:`geo.walk.graph_with_sources`); each
+    point walks from the best of its streets (:meth:`geo.network.WalkNetwork.attach_near`) by
+    the edge-entry rule, with cut-off searches a batch of candidates at a time
+    (:func:`geo.walk.reach`): the same walks :func:`geo.coverage.coverage` measures.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Boolean, points x candidates.
+    """
+    if not limit_m > 0:
+        msg = f"limit_m must be positive, got {limit_m}"
+        raise ValueError(msg)
+    cand = _lonlat(candidates_lonlat, "candidates_lonlat")
+    n_pts, n_cand = len(points), len(cand)
+    if n_pts == 0 or n_cand == 0:
+        return sparse.csr_matrix((n_pts, n_cand), dtype=bool)
+    sources = network.attach(cand[:, 0], cand[:, 1])
+    at = attach_cells(network, points, snap_m=snap_m)
+    pairs = reach(network, sources, at.at, limit_m=limit_m, batch_size=batch_size)
+    m = sparse.csr_matrix(
+        (np.ones(len(pairs), dtype=np.int8), (at.owner[pairs.target], pairs.source)),
+        shape=(n_pts, n_cand),
+    )
+    m.sum_duplicates()
+    out = m.astype(bool)
+    out.eliminate_zeros()
+    return out
+
+
+def cell_cover(
+    points: CellPoints, point_cover: sparse.spmatrix, covered_points: np.ndarray | None = None
+) -> sparse.csr_matrix:
+    """Turn points x candidates reach into the cells each candidate brings within the limit.
+
+    A cell counts for a candidate when at least half of its residents' weight lies on points
+    within the limit of that candidate or already of the existing positions
+    (``covered_points``): the cell's median resident then is (:func:`geo.coverage.cells_within`).
+    Cells the existing positions cover alone are in no column.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Boolean, cells x candidates.
+    """
+    n_cells = points.n_cells
+    base = (np.zeros(len(points), bool) if covered_points is None
+            else np.asarray(covered_points, dtype=bool))
+    w = points.weight
+    total = np.bincount(points.cell, weights=w, minlength=n_cells)
+    have = np.bincount(points.cell, weights=np.where(base, w, 0.0), minlength=n_cells)
+    done = cells_within(points, base)
+    open_pts = ~base & ~done[points.cell]
+    gather = sparse.csr_matrix(
+        (w[open_pts], (points.cell[open_pts], np.flatnonzero(open_pts))),
+        shape=(n_cells, len(points)),
+    )
+    weight = (gather @ sparse.csr_matrix(point_cover, dtype=float)).tocoo()
+    ok = weight.data + have[weight.row] >= MEDIAN_SHARE * total[weight.row]
+    out = sparse.csr_matrix((np.ones(int(ok.sum()), dtype=bool), (weight.row[ok], weight.col[ok])),
+                            shape=(n_cells, point_cover.shape[1]))
+    out.eliminate_zeros()
+    return out
+
+
 def candidate_coverage(
     network: WalkNetwork,
     candidates_lonlat: np.ndarray | pd.DataFrame,
-    cells_lonlat: np.ndarray | pd.DataFrame,
+    cells: np.ndarray | pd.DataFrame | CellPoints,
     *,
     limit_m: float,
-    batch_size: int = _DIJKSTRA_BATCH,
+    covered_points: np.ndarray | None = None,
+    snap_m: float = DEFAULT_SNAP_M,
+    batch_size: int = DEFAULT_BATCH,
 ) -> sparse.csr_matrix:
-    """Tell which cells lie within a walking limit of each candidate site.
+    """Tell which cells each candidate site brings within a walking limit.
 
-    Each candidate becomes a virtual node joined to both ends of its street edge by its access
-    walk (as in :func:`geo.coverage.node_walk`); cut-off Dijkstra runs from a batch of them at a
-    time. A cell's walk is the shorter way in through either end of its own edge, or straight
-    along the edge when the candidate sits on the same edge, plus its own access walk: the rule
-    of :func:`geo.coverage.position_walk`, summed in the same order. No dense cells x
-    candidates array is formed; only the (batch x nodes) distances Dijkstra returns.
+    The cells' points are walked to as in :func:`geo.coverage.coverage`
+    (:func:`candidate_reach`) and a cell counts when its median resident is within the limit
+    (:func:`cell_cover`). No dense cells x candidates array is formed.
 
     Parameters
     ----------
     network
         The walking network.
-    candidates_lonlat, cells_lonlat
-        WGS84 ``(lon, lat)`` rows of candidate sites and of cell centres.
+    candidates_lonlat
+        WGS84 ``(lon, lat)`` rows of candidate sites.
+    cells
+        Where the cells' residents are (:class:`geo.grid.CellPoints`), or WGS84 ``(lon, lat)``
+        rows, one point per cell.
     limit_m
         Walking distance that counts as covered.
+    covered_points
+        Per point, whether the existing positions already reach it within the limit (see
+        :func:`cell_cover`).
+    snap_m
+        How much farther than its nearest street a point may start (see :func:`coverage`).
     batch_size
         Candidates per Dijkstra call.
 
     Returns
     -------
     scipy.sparse.csr_matrix
-        Boolean, cells x candidates, ``True`` where the cell is within ``limit_m``.
+        Boolean, cells x candidates, ``True`` where the candidate brings the cell within
+        ``limit_m``.
     """
-    if not limit_m > 0:
-        msg = f"limit_m must be positive, got {limit_m}"
-        raise ValueError(msg)
-    cand = _lonlat(candidates_lonlat, "candidates_lonlat")
-    cells = _lonlat(cells_lonlat, "cells_lonlat")
-    n_cells, n_cand = len(cells), len(cand)
-    if n_cells == 0 or n_cand == 0:
-        return sparse.csr_matrix((n_cells, n_cand), dtype=bool)
-
-    sources = network.attach(cand[:, 0], cand[:, 1])
-    at = network.attach(cells[:, 0], cells[:, 1])
-    graph = graph_with_sources(network, sources)
-    n = network.n_nodes
-
-    # Cell "ends": each cell enters the network at both ends of its edge, some metres along it.
-    end_node = np.concatenate([network.u[at.edge], network.v[at.edge]])
-    end_add = np.concatenate([at.offset_m, network.length[at.edge] - at.offset_m])
-    end_cell = np.concatenate([np.arange(n_cells), np.arange(n_cells)])
-    order = np.argsort(end_node, kind="stable")
-    end_node, end_add, end_cell = end_node[order], end_add[order], end_cell[order]
-    ptr = np.searchsorted(end_node, np.arange(n + 1))
-    cell_access = at.access_m
-
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    for start in range(0, n_cand, max(int(batch_size), 1)):
-        idx = np.arange(start, min(start + max(int(batch_size), 1), n_cand))
-        dist = dijkstra(graph, directed=True, indices=n + idx, limit=limit_m)[:, :n]
-        b, node = np.nonzero(dist <= limit_m)
-        d = dist[b, node]
-        count = ptr[node + 1] - ptr[node]
-        total = int(count.sum())
-        if total == 0:
-            continue
-        pair = np.repeat(np.arange(len(node)), count)
-        within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-        end = ptr[node][pair] + within
-        cell = end_cell[end]
-        walk = (d[pair] + end_add[end]) + cell_access[cell]
-        ok = walk <= limit_m
-        rows.append(cell[ok])
-        cols.append(idx[b[pair[ok]]])
-
-    # A candidate on the cell's own edge: straight along it.
-    same = pd.merge(
-        pd.DataFrame({"edge": at.edge, "p": np.arange(n_cells), "p_off": at.offset_m}),
-        pd.DataFrame({"edge": sources.edge, "c": np.arange(n_cand),
-                      "c_off": sources.offset_m, "c_acc": sources.access_m}),
-        on="edge",
-    )
-    if len(same):
-        p = same["p"].to_numpy()
-        gap_m = np.abs(same["p_off"].to_numpy() - same["c_off"].to_numpy())
-        along = gap_m + same["c_acc"].to_numpy()
-        ok = along + cell_access[p] <= limit_m
-        rows.append(p[ok])
-        cols.append(same["c"].to_numpy()[ok])
-
-    r = np.concatenate(rows) if rows else np.empty(0, np.int64)
-    c = np.concatenate(cols) if cols else np.empty(0, np.int64)
-    m = sparse.csr_matrix(
-        (np.ones(len(r), dtype=np.int8), (r, c)), shape=(n_cells, n_cand)
-    )
-    m.sum_duplicates()
-    out = m.astype(bool)
-    out.eliminate_zeros()
-    return out
+    points = _points(cells)
+    reach_m = candidate_reach(network, candidates_lonlat, points, limit_m=limit_m, snap_m=snap_m,
+                              batch_size=batch_size)
+    return cell_cover(points, reach_m, covered_points)
 
 
 # ---------------------------------------------------------------------- maximal coverage
@@ -565,11 +596,13 @@ def existing_coverage(
     category: str | None = None,
     minutes: float = 15.0,
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
+    cell_points: CellPoints | None = None,
 ) -> Coverage:
     """Compute coverage from the existing positions (only those offering ``category`` if given).
 
     A position offers a category when its ``categories`` list names it or it hosts an active
-    team of it (:func:`geo.coverage.offered_categories`).
+    team of it (:func:`geo.coverage.offered_categories`). ``cell_points`` says where each
+    cell's residents are (default as in :func:`geo.coverage.coverage`).
 
     Raises
     ------
@@ -580,6 +613,7 @@ def existing_coverage(
     return coverage(
         district.network, positions, district.cells, minutes=minutes,
         walk_m_per_min=walk_m_per_min, inside=district.nodes["inside"].to_numpy(dtype=bool),
+        cell_points=cell_points,
     )
 
 
@@ -595,12 +629,20 @@ def recommend_sites(
     candidates: gpd.GeoDataFrame | None = None,
     time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
     max_exact_nnz: int = MAX_EXACT_NNZ,
+    cell_points: CellPoints | None = None,
 ) -> pd.DataFrame:
     """Recommend up to ``k`` real places to turn into sites, most newly covered residents first.
 
     Cells the existing positions already reach count as covered; the picks maximise residents
     newly within the walking limit. Picks that would add nobody are left out, so fewer than
     ``k`` rows come back when fewer places help (``attrs["note"]`` says so).
+
+    A cell is within the limit when its median resident is (:mod:`geo.coverage`), so two sites
+    may together cover a cell that neither covers alone. The optimisers count a cell for a
+    candidate when that candidate brings it within the limit together with the existing
+    positions (:func:`cell_cover`); the gains reported per pick (``new_cells``,
+    ``new_residents``, ``cumulative_f15``, ``final_f15``) are recomputed for the picks together,
+    so they are what :func:`coverage_with_extra_sites` finds, and never below the objective.
 
     Parameters
     ----------
@@ -621,6 +663,8 @@ def recommend_sites(
         ``label``, ``kind``, ``lon``, ``lat``.
     time_limit_s, max_exact_nnz
         See :func:`maximal_coverage`.
+    cell_points
+        Where each cell's residents are (default as in :func:`geo.coverage.coverage`).
 
     Returns
     -------
@@ -649,14 +693,16 @@ def recommend_sites(
         msg = (f"cannot add {k} sites in {district.name}: there are {len(cands)} candidate "
                f"places (real places not yet positions); ask for 1 to {len(cands)}")
         raise SitingError(msg)
+    points = cell_points_of(district.network, district.cells) if cell_points is None \
+        else cell_points
     base = existing_coverage(district, category=category, minutes=minutes,
-                             walk_m_per_min=walk_m_per_min)
+                             walk_m_per_min=walk_m_per_min, cell_points=points)
     covered = base.cells["covered"].to_numpy(dtype=bool)
     limit_m = base.limit_m
-    cover = candidate_coverage(
-        district.network, cands[["lon", "lat"]].to_numpy(dtype=float),
-        district.cells[["lon", "lat"]].to_numpy(dtype=float), limit_m=limit_m,
-    )
+    reached = base.points["walk_m"].to_numpy() <= limit_m
+    point_cover = candidate_reach(district.network, cands[["lon", "lat"]].to_numpy(dtype=float),
+                                  points, limit_m=limit_m)
+    cover = cell_cover(points, point_cover, reached)
     open_w = np.where(covered, 0.0, w)
     sol = maximal_coverage(cover, open_w, k, method=method, time_limit_s=time_limit_s,
                            max_exact_nnz=max_exact_nnz)
@@ -664,14 +710,18 @@ def recommend_sites(
     total = float(w.sum())
     baseline = float(w[covered].sum())
     picks = best.picks
-    hit = np.zeros(len(w), bool) | covered
-    new_cells = []
-    csc = cover.tocsc()
+    # The picks together, in order: what each adds to the existing positions and those before.
+    csc = point_cover.tocsc()
+    now = covered.copy()
+    new_cells, gains = [], []
     for j in picks:
-        rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
-        new_cells.append(int(np.count_nonzero(~hit[rows])))
-        hit[rows] = True
-    share = (baseline + np.cumsum(best.gains)) / total if total > 0 else np.zeros(len(picks))
+        reached[csc.indices[csc.indptr[j]:csc.indptr[j + 1]]] = True
+        after = cells_within(points, reached) | covered
+        new_cells.append(int(np.count_nonzero(after & ~now)))
+        gains.append(float(w[after & ~now].sum()))
+        now = after
+    gain = np.asarray(gains, dtype=float)
+    share = (baseline + np.cumsum(gain)) / total if total > 0 else np.zeros(len(picks))
     chosen = cands.iloc[picks]
     out = pd.DataFrame(
         {
@@ -685,7 +735,7 @@ def recommend_sites(
             "inside": (chosen["inside"].to_numpy(dtype=bool) if "inside" in chosen
                        else np.ones(len(picks), bool)),
             "new_cells": np.asarray(new_cells, dtype=np.int64),
-            "new_residents": best.gains,
+            "new_residents": gain,
             "cumulative_f15": share,
         }
     )
@@ -699,7 +749,7 @@ def recommend_sites(
         requested=int(k),
         residents=total,
         baseline_f15=baseline / total if total > 0 else 0.0,
-        final_f15=(baseline + best.objective) / total if total > 0 else 0.0,
+        final_f15=(baseline + float(gain.sum())) / total if total > 0 else 0.0,
         greedy_objective=sol.greedy.objective,
         exact_objective=None if sol.exact is None else sol.exact.objective,
         gap=sol.gap,
@@ -782,6 +832,7 @@ def coverage_with_extra_sites(
     category: str | None = None,
     minutes: float = 15.0,
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
+    cell_points: CellPoints | None = None,
 ) -> Coverage:
     """Compute coverage as if the extra sites existed alongside the existing positions.
 
@@ -794,7 +845,7 @@ def coverage_with_extra_sites(
         The district.
     extra_sites
         Points (any CRS; WGS84 if unset), optionally with ``site_id``.
-    category, minutes, walk_m_per_min
+    category, minutes, walk_m_per_min, cell_points
         As in :func:`recommend_sites`.
 
     Raises
@@ -813,7 +864,7 @@ def coverage_with_extra_sites(
     )
     return coverage(
         district.network, both, district.cells, minutes=minutes, walk_m_per_min=walk_m_per_min,
-        inside=district.nodes["inside"].to_numpy(dtype=bool),
+        inside=district.nodes["inside"].to_numpy(dtype=bool), cell_points=cell_points,
     )
 
 

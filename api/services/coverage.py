@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from geo import DEFAULT_WALK_M_PER_MIN, Coverage, District, coverage
+from geo.grid import CellPoints, resident_points
 from geo.registry import LEVELS
+
+
+@lru_cache(maxsize=16)
+def cell_points(district: District) -> CellPoints:
+    """Where each cell's residents are: the district's OSM housing (computed once)."""
+    return resident_points(district)
 
 
 def district_coverage(
@@ -27,6 +34,7 @@ def _cached(district: District, minutes: float, pace: float) -> Coverage:
         minutes=minutes,
         walk_m_per_min=pace,
         inside=district.nodes["inside"].to_numpy(),
+        cell_points=cell_points(district),
     )
 
 

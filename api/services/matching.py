@@ -14,27 +14,15 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse.csgraph import dijkstra
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from api.storage.models import Position, ServiceRequest, Team
-from geo import DEFAULT_WALK_M_PER_MIN, District, UnknownCategoryError
-from geo.categories import CATEGORY_CODES
-from geo.coverage import graph_with_sources
+from api.services.eligibility import open_requests_by_team, reasons_against
+from api.storage.models import Position, Team
+from geo import DEFAULT_WALK_M_PER_MIN, District
+from geo.categories import category as check_category
 from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
-
-#: A request farther than this from any street lies outside the service area.
-#: States in which a request holds a place of its team's capacity.
-OPEN_STATES: tuple[str, ...] = ("dispatched", "accepted")
-#: Why a team is not eligible, in the order they are reported.
-REASONS: dict[str, str] = {
-    "category": "不提供该类服务",
-    "inactive": "队伍暂停服务",
-    "capacity": "已满负荷",
-    "declined": "已拒绝过此单",
-    "unreachable": "步行不可达",
-}
+from geo.walk import enter_each, source_walks
 
 
 @dataclass
@@ -61,13 +49,7 @@ class PositionWalk:
         network = district.network
         geom = district.positions.geometry
         sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
-        n, s = network.n_nodes, len(sources)
-        if s:
-            graph = graph_with_sources(network, sources)
-            dist = dijkstra(graph, directed=True, indices=np.arange(n, n + s), min_only=False)
-            dist = np.ascontiguousarray(dist[:, :n])
-        else:
-            dist = np.empty((0, n))
+        dist = source_walks(network, sources)
         site_ids = district.positions["site_id"].to_numpy(dtype=object)
         return cls(network, site_ids, sources, dist)
 
@@ -85,18 +67,12 @@ class PositionWalk:
             return self.network.attach(np.array([lon]), np.array([lat]), max_access_m=max_access_m)
 
     def walk_m(self, at: EdgePositions) -> np.ndarray:
-        """Return walking metres from every position to an attached point (``inf``: unreachable)."""
-        net = self.network
-        e = int(at.edge[0])
-        offset, access = float(at.offset_m[0]), float(at.access_m[0])
-        via_u = self.dist[:, net.u[e]] + offset
-        via_v = self.dist[:, net.v[e]] + (net.length[e] - offset)
-        best = np.minimum(via_u, via_v)
-        same = np.flatnonzero(self.sources.edge == e)
-        if len(same):  # a position on the same street edge walks straight along it
-            along = np.abs(self.sources.offset_m[same] - offset) + self.sources.access_m[same]
-            best[same] = np.minimum(best[same], along)
-        return best + access
+        """Return walking metres from every position to an attached point (``inf``: unreachable).
+
+        Either end of the point's edge, or straight along it from a position on the same edge
+        (:func:`geo.walk.enter_each`): a lookup in :attr:`dist`, no graph search.
+        """
+        return enter_each(self.network, self.dist, at, self.sources)[:, 0]
 
 
 _walks: dict[tuple[str, int], PositionWalk] = {}
@@ -114,20 +90,6 @@ def position_walk(district: District) -> PositionWalk:
                 walk = PositionWalk.from_district(district)
                 _walks[key] = walk
     return walk
-
-
-def check_category(code: str) -> str:
-    """Return a valid category code.
-
-    Raises
-    ------
-    UnknownCategoryError
-        With a zh-CN message listing the valid codes.
-    """
-    if code not in CATEGORY_CODES:
-        msg = f"未知的服务类别 {code!r}；可选：{', '.join(CATEGORY_CODES)}"
-        raise UnknownCategoryError(msg)
-    return code
 
 
 @dataclass(frozen=True)
@@ -171,12 +133,7 @@ class Ranking:
     considered: int
 
 
-_open = (
-    select(ServiceRequest.team_id.label("team_id"), func.count().label("n"))
-    .where(ServiceRequest.state.in_(OPEN_STATES))
-    .group_by(ServiceRequest.team_id)
-    .subquery()
-)
+_open = open_requests_by_team()
 #: Every team of a district with its position and open requests: one query, built once.
 _TEAMS = (
     select(
@@ -239,17 +196,10 @@ def rank_teams(
         team_id, _, cats, site_id, capacity, active, _, _, n_open = row
         i = walk.row.get(site_id)
         m = float(metres[i]) if i is not None else math.inf
-        reasons = []
-        if category not in cats.split(","):
-            reasons.append("category")
-        if not active:
-            reasons.append("inactive")
-        if n_open >= capacity:
-            reasons.append("capacity")
-        if team_id in exclude:
-            reasons.append("declined")
-        if not math.isfinite(m):
-            reasons.append("unreachable")
+        reasons = reasons_against(
+            category, offered=cats.split(","), active=active, open_requests=n_open,
+            capacity=capacity, declined=team_id in exclude, reachable=math.isfinite(m),
+        )
         if not (eligible_only and reasons):
             ranked.append((m, team_id, reasons, row))
     # Those who can take it first, each group nearest first.

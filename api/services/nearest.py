@@ -2,50 +2,36 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import Transformer
-from scipy.sparse.csgraph import dijkstra
-from shapely.ops import substring
 
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category
-from geo.coverage import graph_with_sources, offered_categories
+from geo.coverage import offered_categories
 from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
+from geo.walk import enter, node_walk, routes
 
 _DECIMALS = 6
 
 
 @dataclass
 class _Prepared:
-    """What every query on one district reuses: attached positions, oriented edge geometry."""
+    """What every query on one district reuses: the attached positions and their doors."""
 
     district: District
     network: WalkNetwork
     sites: EdgePositions
     site_xy_m: np.ndarray
-    edges_m: np.ndarray
-    pair_edge: dict[tuple[int, int], int]
     to_wgs: Transformer
 
 
 _PREPARED: dict[int, _Prepared] = {}
 _MAX_PREPARED = 8
-
-
-def _oriented_edges_m(network: WalkNetwork) -> np.ndarray:
-    """Edge geometries in the metric CRS, each running from its ``u`` node to its ``v`` node."""
-    geoms = network.edges.geometry.to_crs(network.crs_metric).to_numpy()
-    nodes = network.nodes.geometry.to_crs(network.crs_metric).to_numpy()
-    first = shapely.get_point(geoms, 0)
-    flip = shapely.distance(first, nodes[network.v]) < shapely.distance(first, nodes[network.u])
-    return np.asarray(np.where(flip, shapely.reverse(geoms), geoms))
 
 
 def _prepare(district: District) -> _Prepared:
@@ -55,67 +41,17 @@ def _prepare(district: District) -> _Prepared:
     net = district.network
     geom = district.positions.geometry
     lon, lat = geom.x.to_numpy(), geom.y.to_numpy()
-    pts = net.to_metric(lon, lat)
-    pairs = pd.DataFrame({"a": np.minimum(net.u, net.v), "b": np.maximum(net.u, net.v),
-                          "w": net.length, "e": np.arange(len(net.u))})
-    best = pairs.sort_values("w", kind="stable").drop_duplicates(["a", "b"])
     prepared = _Prepared(
         district=district,
         network=net,
         sites=net.attach(lon, lat),
-        site_xy_m=shapely.get_coordinates(pts),
-        edges_m=_oriented_edges_m(net),
-        pair_edge={(int(a), int(b)): int(e) for a, b, e in
-                   zip(best["a"], best["b"], best["e"], strict=True)},
+        site_xy_m=shapely.get_coordinates(net.to_metric(lon, lat)),
         to_wgs=Transformer.from_crs(net.crs_metric, "EPSG:4326", always_xy=True),
     )
     if len(_PREPARED) >= _MAX_PREPARED:  # keep memory bounded: drop the oldest
         del _PREPARED[next(iter(_PREPARED))]
     _PREPARED[id(district)] = prepared
     return prepared
-
-
-def _walk_from(net: WalkNetwork, origin: EdgePositions) -> tuple[np.ndarray, np.ndarray]:
-    """Single-source Dijkstra from a point on an edge (a virtual node numbered ``n_nodes``)."""
-    graph = graph_with_sources(net, origin)
-    dist, pred = dijkstra(graph, directed=True, indices=net.n_nodes, return_predecessors=True)
-    return dist, pred
-
-
-def _piece(geom: shapely.LineString, start: float, end: float) -> np.ndarray:
-    """Coordinates of an edge from one fraction of its length to another (either way)."""
-    part = substring(geom, min(max(start, 0.0), 1.0), min(max(end, 0.0), 1.0), normalized=True)
-    return shapely.get_coordinates(part)
-
-
-def _route_xy(
-    p: _Prepared, origin: EdgePositions, origin_xy: np.ndarray, pred: np.ndarray, site: int,
-    via: int | None,
-) -> np.ndarray:
-    """Metric coordinates of the walk: access leg, streets, access leg to the door."""
-    net = p.network
-    e_o, e_s = int(origin.edge[0]), int(p.sites.edge[site])
-    f_o = float(origin.offset_m[0] / net.length[e_o])
-    f_s = float(p.sites.offset_m[site] / net.length[e_s])
-    parts = [origin_xy[None, :]]
-    if via is None:  # straight along the shared edge
-        parts.append(_piece(p.edges_m[e_o], f_o, f_s))
-    else:
-        path = [via]
-        while pred[path[-1]] != net.n_nodes:
-            path.append(int(pred[path[-1]]))
-        path.reverse()
-        first = path[0]
-        parts.append(_piece(p.edges_m[e_o], f_o, 0.0 if first == net.u[e_o] else 1.0))
-        for a, b in itertools.pairwise(path):
-            e = p.pair_edge[(min(a, b), max(a, b))]
-            xy = shapely.get_coordinates(p.edges_m[e])
-            parts.append(xy if a == net.u[e] else xy[::-1])
-        parts.append(_piece(p.edges_m[e_s], 0.0 if via == net.u[e_s] else 1.0, f_s))
-    parts.append(p.site_xy_m[site][None, :])
-    xy = np.concatenate(parts)
-    keep = np.r_[True, np.any(np.abs(np.diff(xy, axis=0)) > 1e-6, axis=1)]
-    return xy[keep]
 
 
 def nearest_positions(
@@ -130,8 +66,9 @@ def nearest_positions(
 ) -> dict[str, Any]:
     """Return the positions nearest to a point by walking, each with its route, as GeoJSON.
 
-    The walk starts with the leg from the point to the nearest street and ends with the leg from
-    the street to the position, as in :func:`geo.coverage.coverage`.
+    The walk starts with the leg from the point to its nearest street and ends with the leg from
+    the street to the position; in between it follows the package's one walking rule
+    (:func:`geo.walk.enter`), and the route drawn is the walk measured (:func:`geo.walk.routes`).
 
     Parameters
     ----------
@@ -164,25 +101,19 @@ def nearest_positions(
         offered = offered_categories(pos, district.teams, categories=[category_code])
         eligible = offered[category_code].to_numpy(dtype=bool)
     origin = net.attach(np.array([lon]), np.array([lat]), max_access_m=max_access_m)
-    dist, pred = _walk_from(net, origin)
-    s = p.sites
-    via_u = dist[net.u[s.edge]] + s.offset_m
-    via_v = dist[net.v[s.edge]] + net.length[s.edge] - s.offset_m
-    use_u = via_u <= via_v
-    walk = np.where(use_u, via_u, via_v)
-    via: list[int | None] = list(np.where(use_u, net.u[s.edge], net.v[s.edge]).tolist())
-    along = (np.abs(s.offset_m - origin.offset_m[0]) + origin.access_m[0])
-    same = (s.edge == origin.edge[0]) & (along < walk)
-    walk = np.where(same, along, walk) + s.access_m
-    for j in np.flatnonzero(same).tolist():
-        via[j] = None
+    # The walk from the point to every position: the point is the one source, the positions the
+    # targets, entered by the package's one rule (either end of their edge, or along it).
+    nodes = node_walk(net, origin)
+    entry = enter(net, nodes, p.sites, origin)
+    walk = entry.walk_m
     order = [int(i) for i in np.argsort(walk, kind="stable")
              if eligible[i] and np.isfinite(walk[i])][:limit]
 
-    origin_xy = shapely.get_coordinates(net.to_metric(np.array([lon]), np.array([lat])))[0]
+    origin_xy = shapely.get_coordinates(net.to_metric(np.array([lon]), np.array([lat])))
+    lines = routes(net, nodes, origin, p.sites, entry, order, source_xy=origin_xy,
+                   target_xy=p.site_xy_m)
     features = []
-    for rank, i in enumerate(order, start=1):
-        xy = _route_xy(p, origin, origin_xy, pred, i, via[i])
+    for rank, (i, xy) in enumerate(zip(order, lines, strict=True), start=1):
         x, y = p.to_wgs.transform(xy[:, 0], xy[:, 1])
         coords = np.round(np.column_stack([x, y]), _DECIMALS).tolist()
         row = pos.iloc[i]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from api.schemas.planning import PlanningParams
-from api.services.coverage import coverage_summary, district_coverage
+from api.services.coverage import cell_points, coverage_summary, district_coverage
 from geo import Coverage, District, coverage
 from geo._errors import SitingError
 from geo.categories import CATEGORIES, category
@@ -65,7 +65,7 @@ def planning_coverage(
             raise SitingError(msg)
         return coverage_with_extra_sites(
             district, read_extra_sites(extra_sites), category=category_code, minutes=minutes,
-            walk_m_per_min=speed,
+            walk_m_per_min=speed, cell_points=cell_points(district),
         )
     net = profile_network(district, profile_name)
     inside = district.nodes["inside"].to_numpy()
@@ -73,12 +73,13 @@ def planning_coverage(
         return category_coverages(
             net, district.positions, district.cells, teams=district.teams, minutes=minutes,
             walk_m_per_min=speed, categories=[category_code], inside=inside,
+            cell_points=cell_points(district),
         )[category_code]
     if profile_name == "standard":  # the one cached computation the map and CLI share
         return district_coverage(district, minutes=minutes, walk_m_per_min=speed)
     return coverage(
         net, district.positions, district.cells, minutes=minutes, walk_m_per_min=speed,
-        inside=inside,
+        inside=inside, cell_points=cell_points(district),
     )
 
 
@@ -110,7 +111,7 @@ def category_table(
     table = category_coverage(
         profile_network(district, profile_name), district.positions, district.cells,
         demand(district, demand_file), teams=district.teams, minutes=minutes,
-        walk_m_per_min=pace(prof, walk_m_per_min),
+        walk_m_per_min=pace(prof, walk_m_per_min), cell_points=cell_points(district),
     )
     rows = json.loads(table.reset_index(names="category").to_json(orient="records"))
     return [dict(r) for r in rows]
@@ -161,7 +162,7 @@ def recommendations(
     weights = dem["population"].reindex(district.cells["cell_id"]).fillna(0.0).to_numpy()
     return recommend_sites(
         district, add, weights, category=category_code, method=method,  # type: ignore[arg-type]
-        minutes=minutes,
+        minutes=minutes, cell_points=cell_points(district),
     )
 
 

@@ -133,7 +133,8 @@ def test_bad_demand_file_names_file_and_column(cache_dir: Path, tmp_path: Path) 
 def test_user_demand_file_is_used(cache_dir: Path, tmp_path: Path,
                                   district: geo.District) -> None:
     # Half the residents in a covered cell, half in an uncovered one: F15 is one half.
-    cov = geo.coverage(district.network, district.positions, district.cells)
+    cov = geo.coverage(district.network, district.positions, district.cells,
+                       cell_points=geo.resident_points(district))
     cells = district.cells.set_index("cell_id").join(cov.cells)
     near = cells[cells["covered"]].iloc[0]
     far = cells[~cells["covered"]].iloc[0]

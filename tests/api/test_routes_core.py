@@ -55,7 +55,8 @@ def test_coverage_route_matches_library(client: TestClient, district: geo.Distri
     assert r.status_code == 200
     body = r.json()
     cov = geo.coverage(district.network, district.positions, district.cells,
-                       inside=district.nodes["inside"].to_numpy())
+                       inside=district.nodes["inside"].to_numpy(),
+                       cell_points=geo.resident_points(district))
     assert body["covered_cell_share"] == pytest.approx(cov.covered_cell_share(), abs=1e-4)
     assert body["extract_share"] < 0.5
 

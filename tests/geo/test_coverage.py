@@ -13,6 +13,7 @@ import shapely
 
 import geo
 from geo.coverage import coverage, walk_minutes
+from geo.grid import CellPoints
 from geo.network import EdgePositions, WalkNetwork
 
 TOL_M = 1e-6
@@ -243,11 +244,14 @@ def test_node_covered_flags(cov: geo.Coverage, ref: Reference, district: geo.Dis
     assert cov.limit_m == pytest.approx(1000.0)
 
 
-def test_cell_walk_matches_networkx(
-    cov: geo.Coverage, ref: Reference, district: geo.District, network: WalkNetwork
+def test_cell_centre_walk_matches_networkx(
+    ref: Reference, district: geo.District, network: WalkNetwork
 ) -> None:
+    """The rule before cells had several points: each centre on its nearest street only."""
     rng = np.random.default_rng(7)
     cells = district.cells.iloc[np.sort(rng.choice(len(district.cells), 120, replace=False))]
+    centres = CellPoints.one_per_cell(cells["lon"].to_numpy(), cells["lat"].to_numpy())
+    cov = coverage(network, district.positions, cells, cell_points=centres, snap_m=0)
     at = network.attach(cells["lon"].to_numpy(), cells["lat"].to_numpy())
     by_site = cell_reference(district, ref, at)
     best = by_site.min(axis=1)
@@ -277,7 +281,7 @@ def test_cell_on_a_site_edge_walks_along_it(
     lonlat = gpd.GeoSeries([pt], crs=district.meta["crs_metric"]).to_crs("EPSG:4326")
     cells = pd.DataFrame({"cell_id": ["x"], "lon": lonlat.x, "lat": lonlat.y})
     one = district.positions.iloc[[s]]
-    got = coverage(network, one, cells).cells.loc["x"]
+    got = coverage(network, one, cells, snap_m=0).cells.loc["x"]
     at = network.attach(cells["lon"].to_numpy(), cells["lat"].to_numpy())
     assert at.edge[0] == e
     assert at.access_m[0] < 1e-3

@@ -9,9 +9,9 @@ import shapely
 from scipy.spatial import cKDTree
 
 import geo
-from geo.coverage import node_walk
 from geo.profiles import network_for_profile, profile
 from geo.service_areas import DEFAULT_STREET_WIDTH_M, covered_area, service_areas
+from geo.walk import node_walk
 
 LIMIT_M = 1000.0  # 15 minutes at the standard pace
 WIDTH = DEFAULT_STREET_WIDTH_M
