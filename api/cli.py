@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -59,14 +60,22 @@ def fail(message: str) -> NoReturn:
 def _district(name: str, cache: Path | None, database_url: str | None = None) -> District:
     """Load a district joined with its registry from the database (seeded on first use)."""
     from api.storage.registry import read_registry
-    from api.storage.seed import prepare_database
-    from api.storage.session import session_maker
+    from api.storage.seed import is_current, prepare_database, prepare_database_by_name
+    from api.storage.session import plain_session
 
     try:
         base = get_district(name, cache_dir=cache, progress=sys.stderr.isatty())
         url = _settings(cache, database_url).resolved_database_url
-        prepare_database(url, base)
-        with session_maker(url, readonly=True)() as session:
+        if not is_current(url, base.name):
+            # Creating SpatiaLite tables in this process leaves SpatiaLite state that crashes
+            # GDAL's GeoPackage writer later (`export`): migrate and seed in a child process.
+            child = multiprocessing.get_context("spawn").Process(
+                target=prepare_database_by_name, args=(url, base.name, str(cache or "")))
+            child.start()
+            child.join()
+            if child.exitcode != 0:
+                prepare_database(url, base)  # again here, to report what went wrong
+        with plain_session(url) as session:
             registry = read_registry(session, base.name)
         return base.with_registry(registry.positions, registry.teams, version=registry.version)
     except UnknownDistrictError as e:

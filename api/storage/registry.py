@@ -57,14 +57,20 @@ def read_registry(session: Session, district: str) -> Registry:
     :data:`geo.registry.TEAM_COLUMNS` (``category`` holds the team's category codes).
     """
     version = registry_version(session, district)
+    # Plain columns only (no geometry): reading needs no spatial extension (see plain_session).
     rows = session.execute(
-        select(Position).where(Position.district == district, Position.active.is_(True))
+        select(Position.site_id, Position.level, Position.name, Position.osm_id, Position.kind,
+               Position.parent_id, Position.categories, Position.demo, Position.address,
+               Position.opening_hours, Position.phone, Position.source, Position.lon,
+               Position.lat)
+        .where(Position.district == district, Position.active.is_(True))
         .order_by(Position.site_id)
-    ).scalars().all()
+    ).all()
     records = [
         {
-            "site_id": p.site_id, "level": p.level, "level_zh": LEVELS.get(p.level, p.level),
-            "name": p.name, "osm_id": p.osm_id, "kind": p.kind, "parent_id": p.parent_id,
+            "site_id": p.site_id, "level": str(p.level),
+            "level_zh": LEVELS.get(str(p.level), str(p.level)), "name": p.name,
+            "osm_id": p.osm_id, "kind": p.kind, "parent_id": p.parent_id,
             "categories": p.categories, "demo": bool(p.demo), "address": p.address,
             "opening_hours": p.opening_hours, "phone": p.phone, "source": p.source,
             "lon": p.lon, "lat": p.lat,
@@ -72,6 +78,9 @@ def read_registry(session: Session, district: str) -> Registry:
         for p in rows
     ]
     frame = pd.DataFrame(records, columns=[*POSITION_COLUMNS[:-1], *OFFICE_COLUMNS, "lon", "lat"])
+    # Text columns as strings with missing values, never all-None object columns (GDAL's
+    # GeoPackage writer crashes on those in `export`).
+    frame = frame.astype({c: "string" for c in ("osm_id", "kind", "parent_id", *OFFICE_COLUMNS)})
     positions = gpd.GeoDataFrame(
         frame.drop(columns=["lon", "lat"]),
         geometry=gpd.points_from_xy(frame["lon"].astype(float), frame["lat"].astype(float)),
@@ -84,8 +93,10 @@ def read_registry(session: Session, district: str) -> Registry:
              "site_id": t.site_id, "capacity": int(t.capacity), "active": bool(t.active),
              "demo": bool(t.demo)}
             for t in session.execute(
-                select(Team).where(Team.district == district).order_by(Team.team_id)
-            ).scalars()
+                select(Team.team_id, Team.name, Team.categories, Team.site_id, Team.capacity,
+                       Team.active, Team.demo)
+                .where(Team.district == district).order_by(Team.team_id)
+            )
             if t.site_id in open_ids
         ],
         columns=list(TEAM_COLUMNS),

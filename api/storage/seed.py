@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.engine import make_url
 
 from api.storage.models import Position, RegistryVersion, Team, point
 from api.storage.session import get_engine, lock_for_migration, migrate
@@ -90,3 +93,39 @@ def prepare_database(url: str, district: District) -> None:
         lock_for_migration(conn)
         seed_district(conn, district)
     _ready.add(key)
+
+
+def is_current(url: str, district: str) -> bool:
+    """Tell whether the database is at the newest revision and holds the district's registry.
+
+    Reads only; ``False`` for a missing or unreadable database.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.storage.registry import registry_version
+    from api.storage.session import alembic_config, plain_session
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Connecting initializes SpatiaLite in a new file: only look at one that exists.
+        db = Path(parsed.database or "")
+        if not parsed.database or not db.is_file() or db.stat().st_size == 0:
+            return False
+    try:
+        with plain_session(url) as session:
+            conn = session.connection()
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                return False
+            return registry_version(conn, district) > 0
+    except SQLAlchemyError:
+        return False
+
+
+def prepare_database_by_name(url: str, district: str, cache: str = "") -> None:
+    """Load a built district from the cache and prepare the database for it (child processes)."""
+    from geo.district import load_district
+
+    prepare_database(url, load_district(district, Path(cache) if cache else None))

@@ -192,3 +192,26 @@ def dispose_all() -> None:
         _makers.clear()
     for engine in engines:
         engine.dispose()
+
+
+_plain: dict[str, Engine] = {}
+
+
+def plain_session(url: str) -> Session:
+    """Return a session for reading plain columns, without loading SpatiaLite (SQLite).
+
+    A process that also writes GeoPackages (``practice-circle export``) must not load
+    SpatiaLite: its system SQLite clashes with GDAL's and crashes the writer. PostgreSQL needs
+    nothing loaded, so its usual engine serves.
+    """
+    if make_url(url).get_backend_name() != "sqlite":
+        return session_maker(url, readonly=True)()
+    with _lock:
+        engine = _plain.get(url)
+        if engine is None:
+            engine = create_engine(
+                url, module=sqlite_module(),
+                connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            )
+            _plain[url] = engine
+    return Session(bind=engine)

@@ -46,7 +46,8 @@ def test_coverage_json_matches_library(cache_dir: Path, district: geo.District) 
                 "covered_node_share", "covered_cell_share"):
         assert key in out
     cov = geo.coverage(district.network, district.positions, district.cells,
-                       inside=district.nodes["inside"].to_numpy())
+                       inside=district.nodes["inside"].to_numpy(),
+                       cell_points=geo.resident_points(district))
     assert out["district"] == "小店区"
     assert out["nodes"] == district.network.n_nodes
     assert out["sites"] == len(district.positions)
@@ -250,11 +251,14 @@ def test_district_name_with_rich_markup_is_printed_as_is(cache_dir: Path) -> Non
 
 def test_a_bare_value_error_is_not_a_user_error() -> None:
     from api.cli import USER_ERRORS
+    from api.errors import ERROR_TABLE
 
     assert not issubclass(ValueError, USER_ERRORS)
-    assert all(e is not ValueError and e.__module__ == "geo._errors" for e in USER_ERRORS)
-    # The named errors still are ValueErrors (or LookupError), so callers catching those work.
-    assert all(issubclass(e, ValueError | LookupError) for e in USER_ERRORS)
+    assert all(e is not ValueError and e.__module__.startswith(("geo.", "api."))
+               for e in USER_ERRORS)
+    # One table: the CLI's user errors are exactly the API's 4xx errors.
+    assert set(USER_ERRORS) == {e for e, (status, _, _) in ERROR_TABLE.items() if status < 500}
+    assert {"geo._errors"} <= {e.__module__ for e in USER_ERRORS}
 
 
 def test_users_rotate_and_revoke_tokens(cache_dir: Path, tmp_path: Path) -> None:
