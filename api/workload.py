@@ -15,11 +15,15 @@ parameters.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gzip
 import json
 import math
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -89,6 +93,28 @@ def _json_in_worker(district: District, func: Callable[..., Any], *args: Any,
     return raw, False
 
 
+def _die_with(parent: int) -> None:
+    """Make a worker end when the server that forked it does, even after a SIGKILL.
+
+    Workers inherit each other's end of the task pipe, so they never see it close; Linux can
+    signal them when their parent dies, and a light watch covers other systems.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def default_slots() -> int:
     """Leave one core to the server itself: at least one slot, one fewer than the cores."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -117,7 +143,8 @@ class WorkLimiter:
         _DISTRICTS.update(districts)
         # Forked, not spawned: the children start with the districts already in memory.
         self._pool = ProcessPoolExecutor(
-            max_workers=self.slots, mp_context=multiprocessing.get_context("fork")
+            max_workers=self.slots, mp_context=multiprocessing.get_context("fork"),
+            initializer=_die_with, initargs=(os.getpid(),),
         )
         for _ in range(self.slots):  # start every worker now, before the first request
             self._pool.submit(os.getpid)

@@ -5,7 +5,9 @@ Through a real uvicorn server, as a crowd of anonymous clients would try it.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import statistics
 import threading
 import time
@@ -96,3 +98,31 @@ def test_health_stays_fast_and_extra_work_gets_503(server: Server) -> None:
     assert bad == []
     assert seen[200] > 0 and seen[503] > 0, seen  # the slots were full: the crowd was refused
     assert busy < 3 * idle, f"/health median {busy:.2f} ms under load, {idle:.2f} ms idle"
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def test_workers_end_with_a_killed_server(cache_dir: Path, tmp_path: Path) -> None:
+    srv = Server(url=f"sqlite:///{tmp_path / 'practice.db'}", cache=cache_dir,
+                 log=tmp_path / "server.log").start()
+    assert srv.proc is not None
+    workers = _children(srv.proc.pid)
+    assert workers, "the planning workers start with the server"
+    os.kill(srv.proc.pid, signal.SIGKILL)  # the server alone (not its group): no shutdown runs
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if Path(f"/proc/{w}/stat").exists()
+             and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    srv.kill()  # the rest of the group, whatever the outcome
+    assert alive == [], "orphaned planning workers"
