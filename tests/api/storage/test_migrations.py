@@ -28,6 +28,7 @@ from sqlalchemy import Connection, func, inspect, select
 
 import geo
 from api.schemas.dispatch import CompleteBody, DispatchBody, RequestCreate, ReviewBody
+from api.services import registry
 from api.services.accounts import create_user
 from api.services.dispatch import act, create_request
 from api.storage.models import Base, Position, Team
@@ -213,6 +214,10 @@ def test_downgrade_of_a_database_in_use(empty_url: str, district: geo.District) 
         act(s, district, team, rid, "accept")
         act(s, district, team, rid, "complete", CompleteBody(hours=1.0))
         done = act(s, district, resident, rid, "review", ReviewBody(stars=5))
+        # and a registry change, for its history
+        registry.update_position(s, district, str(district.positions["site_id"].iloc[0]),
+                                 {"opening_hours": "Mo-Fr 09:00-17:00"}, actor="管理员")
+        s.commit()
     assert done.body["state"] == "reviewed"
     assert 0 not in row_counts(empty_url).values()  # a row in every table
 
