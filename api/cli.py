@@ -461,10 +461,8 @@ def users_create(
     """Create a user; its bearer token (shown only once) is the last line printed."""
     from api.services.accounts import create_account
     from api.services.dispatch_errors import NotFoundError
-    from api.settings import Settings
 
-    overrides = {"cache": cache, "database_url": database_url}
-    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(cache, database_url)
     d = _district(district, settings.cache, settings.database_url or None)
     try:
         info, token = create_account(settings.resolved_database_url, d, role=role, name=name,
@@ -488,10 +486,8 @@ def _token_change(action: str, user_id: int | None, name: str | None, district: 
                   cache: Path | None, database_url: str | None) -> tuple[dict[str, Any], Any]:
     from api.services import accounts
     from api.services.dispatch_errors import NotFoundError
-    from api.settings import Settings
 
-    overrides = {"cache": cache, "database_url": database_url}
-    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(cache, database_url)
     d = _district(district, settings.cache, settings.database_url or None)
     change = accounts.revoke_account if action == "revoke" else accounts.rotate_account
     try:

@@ -9,7 +9,7 @@ the district's version, and leaves a line in the history, all in the caller's tr
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from shapely.geometry import Point
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ from geo.categories import CATEGORY_CODES, category
 from geo.network import MAX_ACCESS_M
 from geo.registry import LEVEL_PREFIX, LEVELS, PARENT_LEVELS, nearest_parent
 
+R = TypeVar("R", Position, Team)
 #: Position fields an edit may change.
 POSITION_FIELDS = ("level", "name", "parent_id", "categories", "lon", "lat", "address",
                    "opening_hours", "phone")
@@ -167,12 +168,17 @@ def create_position(session: Session, district: District, data: dict[str, Any], 
     return row
 
 
-def _position(session: Session, district: District, site_id: str) -> Position:
-    row = session.get(Position, site_id, with_for_update=True)
+def _locked(session: Session, district: District, model: type[R], key: str, what: str) -> R:
+    """Return a row of the district, locked for the change (``NotFoundError`` if none)."""
+    row = session.get(model, key, with_for_update=True)
     if row is None or row.district != district.name:
-        msg = f"没有编号为 {site_id} 的阵地"
+        msg = f"没有编号为 {key} 的{what}"
         raise NotFoundError(msg)
     return row
+
+
+def _position(session: Session, district: District, site_id: str) -> Position:
+    return _locked(session, district, Position, site_id, "阵地")
 
 
 def update_position(session: Session, district: District, site_id: str,
@@ -275,11 +281,7 @@ def create_team(session: Session, district: District, data: dict[str, Any], *,
 
 
 def _team(session: Session, district: District, team_id: str) -> Team:
-    row = session.get(Team, team_id, with_for_update=True)
-    if row is None or row.district != district.name:
-        msg = f"没有编号为 {team_id} 的队伍"
-        raise NotFoundError(msg)
-    return row
+    return _locked(session, district, Team, team_id, "队伍")
 
 
 def update_team(session: Session, district: District, team_id: str, changes: dict[str, Any],
