@@ -168,9 +168,16 @@ def create_position(session: Session, district: District, data: dict[str, Any], 
     return row
 
 
-def _locked(session: Session, district: District, model: type[R], key: str, what: str) -> R:
-    """Return a row of the district, locked for the change (``NotFoundError`` if none)."""
-    row = session.get(model, key, with_for_update=True)
+def _row(session: Session, district: District, model: type[R], key: str, what: str, *,
+         lock: bool = True) -> R:
+    """Return a row of the district, locked for a change unless ``lock`` is false.
+
+    Raises
+    ------
+    NotFoundError
+        If the district has no such row.
+    """
+    row = session.get(model, key, with_for_update=lock)
     if row is None or row.district != district.name:
         msg = f"没有编号为 {key} 的{what}"
         raise NotFoundError(msg)
@@ -178,7 +185,7 @@ def _locked(session: Session, district: District, model: type[R], key: str, what
 
 
 def _position(session: Session, district: District, site_id: str) -> Position:
-    return _locked(session, district, Position, site_id, "阵地")
+    return _row(session, district, Position, site_id, "阵地")
 
 
 def update_position(session: Session, district: District, site_id: str,
@@ -281,7 +288,7 @@ def create_team(session: Session, district: District, data: dict[str, Any], *,
 
 
 def _team(session: Session, district: District, team_id: str) -> Team:
-    return _locked(session, district, Team, team_id, "队伍")
+    return _row(session, district, Team, team_id, "队伍")
 
 
 def update_team(session: Session, district: District, team_id: str, changes: dict[str, Any],
@@ -364,11 +371,7 @@ def find_position(session: Session, district: District, site_id: str) -> Positio
     NotFoundError
         If the district has no such position.
     """
-    row = session.get(Position, site_id)
-    if row is None or row.district != district.name:
-        msg = f"没有编号为 {site_id} 的阵地"
-        raise NotFoundError(msg)
-    return row
+    return _row(session, district, Position, site_id, "阵地", lock=False)
 
 
 def find_team(session: Session, district: District, team_id: str) -> Team:
@@ -379,8 +382,4 @@ def find_team(session: Session, district: District, team_id: str) -> Team:
     NotFoundError
         If the district has no such team.
     """
-    row = session.get(Team, team_id)
-    if row is None or row.district != district.name:
-        msg = f"没有编号为 {team_id} 的队伍"
-        raise NotFoundError(msg)
-    return row
+    return _row(session, district, Team, team_id, "队伍", lock=False)
