@@ -244,10 +244,13 @@ def close_position(session: Session, district: District, site_id: str, *, actor:
         return row
     row.active = False
     row.row_version += 1
+    _record(session, district.name, "position", site_id, "close", actor, {"active": [True, False]})
     for team in session.scalars(select(Team).where(Team.site_id == site_id, Team.active)):
         team.active = False
         team.row_version += 1
-    _record(session, district.name, "position", site_id, "close", actor, {"active": [True, False]})
+        # The team's own history says why it stopped, not only the position's.
+        _record(session, district.name, "team", team.team_id, "close", actor,
+                {"active": [True, False], "site_active": [True, False]})
     return row
 
 

@@ -324,6 +324,10 @@ def test_delete_closes_and_keeps_the_history(
     versions = [h["version"] for h in changes]
     assert versions == sorted(versions) and len(set(versions)) == 3
     assert changes[0]["at"] <= changes[1]["at"] <= changes[2]["at"]
+    team_url = f"/teams/{quote(team['team_id'], safe='')}/history"
+    team_changes = client.get(team_url, headers=admin).json()["changes"]
+    assert [h["action"] for h in team_changes] == ["create", "close"]
+    assert team_changes[-1]["changes"] == {"active": [True, False], "site_active": [True, False]}
 
 
 def test_teams_edit_and_deactivate(
