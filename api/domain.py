@@ -1,4 +1,4 @@
-"""Name the dispatch vocabulary once: the states of a service request and the roles of users.
+"""Name the service vocabulary once: request and sign-up states, and the roles of users.
 
 Each is a :class:`~enum.StrEnum`, so a member *is* its code (``RequestState.SUBMITTED ==
 "submitted"``, and it serializes to that string) and carries its zh-CN name. Storage, schemas,
@@ -39,11 +39,25 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"
     TEAM = "team"
     ADMIN = "admin"
+    VOLUNTEER = "volunteer"
 
     @property
     def zh(self) -> str:
         """The role in zh-CN (``居民``...)."""
         return _ROLE_ZH[self]
+
+
+class SignupState(StrEnum):
+    """Where a volunteer's sign-up for an activity stands."""
+
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    CANCELLED = "cancelled"
+
+    @property
+    def zh(self) -> str:
+        """The state as volunteers read it (``已报名``...)."""
+        return _SIGNUP_ZH[self]
 
 
 _STATE_ZH: dict[RequestState, str] = {
@@ -60,4 +74,10 @@ _ROLE_ZH: dict[Role, str] = {
     Role.DISPATCHER: "调度员",
     Role.TEAM: "志愿服务队",
     Role.ADMIN: "管理员",
+    Role.VOLUNTEER: "志愿者",
+}
+_SIGNUP_ZH: dict[SignupState, str] = {
+    SignupState.CONFIRMED: "已报名",
+    SignupState.WAITLISTED: "候补中",
+    SignupState.CANCELLED: "已取消",
 }

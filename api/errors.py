@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.services.activities import ActivityClosedError, InvalidActivityError
 from api.services.dispatch_errors import (
     ForbiddenError,
     IdempotencyConflictError,
@@ -25,6 +26,7 @@ from api.services.dispatch_errors import (
 )
 from api.services.registry import PreconditionFailedError, RegistryEntryError
 from api.services.sites import InvalidLevelError
+from api.services.volunteers import AlreadyRegisteredError, InvalidVolunteerError
 from api.storage.health import storage_state
 from api.workload import BusyError, ClientGoneError, OverBudgetError
 from geo import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
@@ -76,6 +78,11 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     RegistryEntryError: (422, "invalid_registry_entry", "阵地或队伍信息有误"),
     PreconditionFailedError: (412, "precondition_failed", "记录已被他人修改"),
     PreconditionRequiredError: (428, "precondition_required", "缺少 If-Match 条件"),
+    # Volunteers and activities (api/services/volunteers.py, activities.py).
+    InvalidVolunteerError: (422, "invalid_volunteer", "志愿者信息有误"),
+    AlreadyRegisteredError: (409, "already_registered", "该手机号已注册"),
+    InvalidActivityError: (422, "invalid_activity", "活动信息有误"),
+    ActivityClosedError: (409, "activity_closed", "活动已结束或已取消"),
     # Bounded work (api/workload.py): answered at once, with Retry-After.
     BusyError: (503, "busy", "服务繁忙，请稍后再试"),
     OverBudgetError: (503, "over_budget", "计算超时，请稍后再试"),

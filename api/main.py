@@ -13,7 +13,19 @@ from fastapi.openapi.utils import get_openapi
 from api.deps import serve_districts
 from api.errors import document_problems, register_error_handlers
 from api.middleware import PublicGuard
-from api.routes import categories, docs, health, places, planning, positions, requests, teams, users
+from api.routes import (
+    activities,
+    categories,
+    docs,
+    health,
+    places,
+    planning,
+    positions,
+    requests,
+    teams,
+    users,
+    volunteers,
+)
 from api.routes import map as map_routes
 from api.services.dispatch_setup import prepare_dispatch
 from api.settings import get_settings
@@ -60,6 +72,8 @@ def create_app() -> FastAPI:
     app.include_router(teams.router)
     app.include_router(positions.router)  # after teams: /teams/nearest before /teams/{id}
     app.include_router(users.router)
+    app.include_router(volunteers.router)
+    app.include_router(activities.router)
     app.include_router(docs.router)
 
     def openapi() -> dict[str, Any]:

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     work_budget_s: float = 30.0
     cache: Path = default_cache_dir()
     database_url: str = ""
+    #: Overpass API interpreter that ``import-osm --overpass`` fetches a district's OSM data from.
+    overpass_url: str = "https://overpass-api.de/api/interpreter"
+    #: Seconds the Overpass server may spend on that query.
+    overpass_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    #: Dask scheduler that ``build --all`` and ``coverage --all`` send their districts to
+    #: (``tcp://HOST:8786``). Empty: a LocalCluster of worker processes for each run.
+    dask_scheduler: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     # Running in public (api/middleware.py). Limits are in `limits` notation: "60/minute",
@@ -46,6 +53,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     #: Days a bearer token works after it was issued (`users rotate` issues a new one).
     token_ttl_days: float = 90.0
+    #: Fernet key (urlsafe base64 of 32 bytes) encrypting volunteers' ID-card numbers. Empty:
+    #: a key is made once in ``<cache>/id_card.key`` (owner-only); keep it, or the numbers are lost.
+    id_card_key: str = ""
 
     @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_writes_per_address")
     @classmethod

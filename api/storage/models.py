@@ -21,12 +21,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.domain import RequestState, Role
+from api.domain import RequestState, Role, SignupState
 from geo.registry import Level
 
 #: Issue time of a token whose real one is unknown (the server default): always expired.
@@ -277,3 +278,84 @@ class RegistryChange(Base):
     changes: Mapped[str] = mapped_column(Text, doc="JSON: field -> [old, new]")
     version: Mapped[int] = mapped_column(Integer, doc="the registry version it made")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Volunteer(Base):
+    """A registered volunteer (实名注册): the profile of a user with role ``volunteer``.
+
+    The phone is kept whole (the team leader calls it) and shown masked to everyone else; the
+    ID-card number is kept only encrypted (``id_card_cipher``) beside a masked form to show.
+    """
+
+    __tablename__ = "volunteers"
+    __table_args__ = (UniqueConstraint("district", "phone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    district: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20), doc="11-digit mainland mobile number")
+    id_card_cipher: Mapped[str | None] = mapped_column(Text)
+    id_card_masked: Mapped[str | None] = mapped_column(String(20))
+    categories: Mapped[str] = mapped_column(String(300), doc="comma-separated category codes")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TeamMember(Base):
+    """A volunteer's membership in a team; a team's leader is a member with ``leader``."""
+
+    __tablename__ = "team_members"
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id"), primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), primary_key=True,
+                                              index=True)
+    leader: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Activity(Base):
+    """An activity published at a practice position (活动发布), with a capacity."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        CheckConstraint("capacity >= 1", name="capacity"),
+        CheckConstraint("ends_at > starts_at", name="window"),
+        CheckConstraint("confirmed BETWEEN 0 AND capacity", name="confirmed"),
+        Index("ix_activities_district_starts", "district", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str] = mapped_column(ForeignKey("positions.site_id"))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
+    title: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    theme: Mapped[str | None] = mapped_column(String(100), doc="the month's theme (一月一主题)")
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    capacity: Mapped[int] = mapped_column(Integer)
+    #: Confirmed sign-ups, kept with every change under the activity's row lock.
+    confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Signup(Base):
+    """A volunteer's sign-up for an activity: confirmed, waitlisted (``seq`` order) or cancelled."""
+
+    __tablename__ = "activity_signups"
+    __table_args__ = (
+        UniqueConstraint("activity_id", "volunteer_id"),
+        CheckConstraint(f"state IN {_in(SignupState)}", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id"), index=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), index=True)
+    state: Mapped[SignupState] = mapped_column(Vocabulary(SignupState, 16))
+    #: Order of arrival within the activity: the waitlist is promoted lowest first.
+    seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

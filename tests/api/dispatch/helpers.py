@@ -19,13 +19,17 @@ from sqlalchemy import delete, update
 import geo
 from api.services.accounts import create_user
 from api.storage.models import (
+    Activity,
     IdempotencyRecord,
     PointsEntry,
     Review,
     ServiceRequest,
+    Signup,
     Team,
+    TeamMember,
     Transition,
     User,
+    Volunteer,
 )
 from api.storage.session import session_maker
 
@@ -54,7 +58,8 @@ def drop_postgres_database(url: str) -> None:
 def reset(url: str, district: geo.District) -> None:
     """Delete every user, request and test team; put the demo teams back as seeded."""
     with session_maker(url)() as s:
-        for model in (IdempotencyRecord, PointsEntry, Review, Transition):
+        for model in (IdempotencyRecord, PointsEntry, Review, Transition, Signup, Activity,
+                      TeamMember, Volunteer):
             s.execute(delete(model))
         s.execute(delete(ServiceRequest))
         s.execute(delete(User))

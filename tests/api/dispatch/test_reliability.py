@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 import geo
-from api.storage.models import ServiceRequest
+from api.storage.models import Activity, ServiceRequest, Signup
 from api.storage.session import get_engine, session_maker
 from tests.api.dispatch.helpers import Actors, Server, new_request, reset
 
@@ -188,3 +189,45 @@ def test_sigkill_while_creating_loses_no_acknowledged_request(
             n = s.scalar(select(func.count()).select_from(ServiceRequest)
                          .where(ServiceRequest.description == desc))
             assert n == 1, desc
+
+
+def test_signups_never_exceed_capacity_and_promote_in_order(
+    server: Server, db: str, district: geo.District
+) -> None:
+    actors = Actors(db, district)
+    start = datetime.now(UTC) + timedelta(days=1)
+    r = httpx.post(server.base + "/activities", headers=actors.user("admin"), json={
+        "title": "社区义诊", "category": "health", "capacity": 5,
+        "site_id": str(district.positions["site_id"].iloc[0]),
+        "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()})
+    assert r.status_code == 201, r.text
+    url = f"{server.base}/activities/{r.json()['id']}/signups"
+    tokens = []
+    for i in range(30):
+        v = httpx.post(server.base + "/volunteers",
+                       json={"name": f"志愿者{i}", "phone": f"1361234{i:04d}"})
+        assert v.status_code == 201, v.text
+        tokens.append({"Authorization": f"Bearer {v.json()['token']}"})
+
+    answers = race(30, lambda c, i: c.post(url, headers=tokens[i]))
+    assert [a.status_code for a in answers] == [201] * 30, [a.text for a in answers]
+    states = Counter(a.json()["state"] for a in answers)
+    assert states == {"confirmed": 5, "waitlisted": 25}
+    with session_maker(db)() as s:
+        activity = s.get(Activity, r.json()["id"])
+        assert activity is not None and activity.confirmed == 5
+        queue = s.scalars(select(Signup).where(Signup.activity_id == activity.id,
+                                               Signup.state == "waitlisted")
+                          .order_by(Signup.seq)).all()
+        first_five = [q.volunteer_id for q in queue[:5]]
+
+    confirmed = [i for i, a in enumerate(answers) if a.json()["state"] == "confirmed"]
+    left = race(5, lambda c, i: c.delete(url, headers=tokens[confirmed[i]]))
+    assert [a.status_code for a in left] == [200] * 5, [a.text for a in left]
+    promoted = sorted(a.json()["promoted"]["volunteer_id"] for a in left)
+    assert promoted == sorted(first_five)
+    with session_maker(db)() as s:
+        activity = s.get(Activity, r.json()["id"])
+        assert activity is not None and activity.confirmed == 5
+        assert s.scalar(select(func.count()).select_from(Signup).where(
+            Signup.activity_id == activity.id, Signup.state == "confirmed")) == 5

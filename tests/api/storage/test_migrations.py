@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from sqlalchemy import Connection, func, inspect, select
 
 import geo
 from api.schemas.dispatch import CompleteBody, DispatchBody, RequestCreate, ReviewBody
-from api.services import registry
+from api.services import activities, registry, volunteers
 from api.services.accounts import create_user
 from api.services.dispatch import act, create_request
-from api.storage.models import Base, Position, Team
+from api.storage.models import Base, Position, Team, User
 from api.storage.seed import seed_district
 from api.storage.session import (
     alembic_config,
@@ -217,6 +218,20 @@ def test_downgrade_of_a_database_in_use(empty_url: str, district: geo.District) 
         # and a registry change, for its history
         registry.update_position(s, district, str(district.positions["site_id"].iloc[0]),
                                  {"opening_hours": "Mo-Fr 09:00-17:00"}, actor="管理员")
+        # and a volunteer who leads the team, publishes an activity and signs up for it
+        admin, _ = create_user(s, role="admin", name="管理员")
+        volunteer, _ = volunteers.register(s, district, name="李志愿", phone="13912340000",
+                                           id_card=None, categories=["elderly"])
+        volunteers.add_member(s, district, team_id, volunteer_id=volunteer.id, leader=True,
+                              actor=admin)
+        leader = s.get(User, volunteer.user_id)
+        assert leader is not None
+        start = datetime.now(UTC) + timedelta(days=1)
+        activity = activities.publish(s, district, {
+            "title": "敬老义剪", "category": "elderly", "site_id": s.get(Team, team_id).site_id,  # type: ignore[union-attr]
+            "starts_at": start, "ends_at": start + timedelta(hours=2), "capacity": 5},
+            actor=leader)
+        activities.sign_up(s, district, activity.id, user=leader)
         s.commit()
     assert done.body["state"] == "reviewed"
     assert 0 not in row_counts(empty_url).values()  # a row in every table
