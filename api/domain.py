@@ -60,6 +60,22 @@ class SignupState(StrEnum):
         return _SIGNUP_ZH[self]
 
 
+class HoursKind(StrEnum):
+    """Where a line of the service-hours ledger comes from."""
+
+    ACTIVITY = "activity"
+    CORRECTION = "correction"
+    BACKFILL = "backfill"
+
+
+class EntryState(StrEnum):
+    """Whether a ledger line counts: leaders' corrections and back-fills wait for an admin."""
+
+    APPROVED = "approved"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
 _STATE_ZH: dict[RequestState, str] = {
     RequestState.SUBMITTED: "已点单（待派单）",
     RequestState.DISPATCHED: "已派单（待接单）",

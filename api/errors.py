@@ -15,6 +15,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.services.activities import ActivityClosedError, InvalidActivityError
+from api.services.attendance import (
+    AttendanceStateError,
+    BadCodeError,
+    NotSignedUpError,
+    OutsideWindowError,
+    TooFarError,
+)
 from api.services.dispatch_errors import (
     ForbiddenError,
     IdempotencyConflictError,
@@ -24,8 +31,15 @@ from api.services.dispatch_errors import (
     TeamUnavailableError,
     UnauthorizedError,
 )
+from api.services.ledger import EntryDecidedError
 from api.services.registry import PreconditionFailedError, RegistryEntryError
 from api.services.sites import InvalidLevelError
+from api.services.store import (
+    CodeUsedError,
+    InsufficientPointsError,
+    InvalidRewardError,
+    OutOfStockError,
+)
 from api.services.volunteers import AlreadyRegisteredError, InvalidVolunteerError
 from api.storage.health import storage_state
 from api.workload import BusyError, ClientGoneError, OverBudgetError
@@ -83,6 +97,16 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     AlreadyRegisteredError: (409, "already_registered", "该手机号已注册"),
     InvalidActivityError: (422, "invalid_activity", "活动信息有误"),
     ActivityClosedError: (409, "activity_closed", "活动已结束或已取消"),
+    BadCodeError: (422, "bad_code", "签到码无效"),
+    OutsideWindowError: (409, "outside_window", "不在签到时间内"),
+    TooFarError: (422, "too_far", "离活动地点太远"),
+    NotSignedUpError: (403, "not_signed_up", "未报名该活动"),
+    AttendanceStateError: (409, "attendance_state", "签到状态不允许此操作"),
+    EntryDecidedError: (409, "entry_decided", "时长记录已审核"),
+    InvalidRewardError: (422, "invalid_reward", "奖品信息有误"),
+    InsufficientPointsError: (409, "insufficient_points", "积分不足"),
+    OutOfStockError: (409, "out_of_stock", "奖品已兑完"),
+    CodeUsedError: (409, "code_used", "兑换码已核销"),
     # Bounded work (api/workload.py): answered at once, with Retry-After.
     BusyError: (503, "busy", "服务繁忙，请稍后再试"),
     OverBudgetError: (503, "over_budget", "计算超时，请稍后再试"),

@@ -22,6 +22,7 @@ from api.routes import (
     planning,
     positions,
     requests,
+    store,
     teams,
     users,
     volunteers,
@@ -74,6 +75,7 @@ def create_app() -> FastAPI:
     app.include_router(users.router)
     app.include_router(volunteers.router)
     app.include_router(activities.router)
+    app.include_router(store.router)
     app.include_router(docs.router)
 
     def openapi() -> dict[str, Any]:

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     #: Fernet key (urlsafe base64 of 32 bytes) encrypting volunteers' ID-card numbers. Empty:
     #: a key is made once in ``<cache>/id_card.key`` (owner-only); keep it, or the numbers are lost.
     id_card_key: str = ""
+    #: Key signing the rotating check-in codes (HMAC). Empty: made once in ``<cache>/signing.key``.
+    signing_key: str = ""
+    #: Minutes a check-in code shows before the next replaces it (the previous one still works).
+    checkin_code_minutes: float = Field(default=5.0, gt=0, le=60)
+    #: Minutes before an activity starts and after it ends that check-in and check-out work.
+    checkin_grace_minutes: float = Field(default=30.0, ge=0, le=240)
+    #: Longest walk on the street network from the phone to the activity's position (minutes).
+    checkin_walk_minutes: float = Field(default=5.0, gt=0, le=30)
+    #: Points a volunteer earns per approved service hour (积分).
+    points_per_hour: int = Field(default=10, ge=0, le=1000)
 
     @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_writes_per_address")
     @classmethod

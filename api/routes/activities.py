@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import (
@@ -22,11 +22,14 @@ from api.schemas.volunteers import (
     ActivityCreate,
     ActivityList,
     ActivityPublic,
+    AttendancePublic,
+    CheckinBody,
+    CheckinCode,
     SignupCancelled,
     SignupList,
     SignupPublic,
 )
-from api.services import activities
+from api.services import activities, attendance
 from api.services.calendar import activities_calendar
 from api.storage.models import Position
 from geo.datum import Crs, to_wgs84
@@ -145,3 +148,46 @@ def signups(activity_id: ActivityId, district: DistrictDep, session: ReadSession
     """List an activity's sign-ups in order of arrival (admin or its team's leader)."""
     rows = activities.activity_signups(session, district, activity_id, viewer=user)
     return {"items": [activities.signup_public(session, s) for s in rows]}
+
+
+@router.get("/activities/{activity_id}/checkin-code", response_model=CheckinCode,
+            responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}})
+def checkin_code(
+    activity_id: ActivityId, request: Request, district: DistrictDep, session: ReadSessionDep,
+    user: ReaderDep,
+    image: Annotated[str | None, Query(pattern="^(svg|png)$",
+                                       description="Answer with the QR image itself")] = None,
+) -> Response:
+    """Show the rotating check-in code and its QR (admin or the activity's leader)."""
+    shown = attendance.checkin_code(session, district, activity_id, viewer=user,
+                                    base_url=str(request.base_url))
+    headers = {"Cache-Control": "no-store"}
+    if image is not None:
+        return Response(attendance.qr_image(shown["qr_text"], kind=image), headers=headers,
+                        media_type="image/svg+xml" if image == "svg" else "image/png")
+    svg = attendance.qr_image(shown["qr_text"], kind="svg").decode()
+    body = CheckinCode(**shown, qr_svg=svg)
+    return JSONResponse(body.model_dump(mode="json"), headers=headers)
+
+
+@router.post("/activities/{activity_id}/checkins", status_code=201,
+             response_model=AttendancePublic)
+def check_in(activity_id: ActivityId, body: CheckinBody, district: DistrictDep,
+             session: SessionDep, user: WriterDep) -> dict[str, object]:
+    """Check in on site (volunteer): the code shown there, and a walk of a few minutes at most."""
+    lon, lat = body.in_wgs84()
+    row = attendance.check_in(session, district, activity_id, user=user, code=body.code,
+                              lon=lon, lat=lat)
+    session.commit()
+    return attendance.attendance_public(row)
+
+
+@router.post("/activities/{activity_id}/checkouts", response_model=AttendancePublic)
+def check_out(activity_id: ActivityId, body: CheckinBody, district: DistrictDep,
+              session: SessionDep, user: WriterDep) -> dict[str, object]:
+    """Check out (volunteer); the hours served within the activity's window are credited."""
+    lon, lat = body.in_wgs84()
+    row, entry = attendance.check_out(session, district, activity_id, user=user, code=body.code,
+                                      lon=lon, lat=lat)
+    session.commit()
+    return attendance.attendance_public(row, entry)

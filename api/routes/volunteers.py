@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.deps import DistrictDep, ReaderDep, ReadSessionDep, SessionDep, WriterDep
+from api.domain import HoursKind
+from api.errors import ApiError
 from api.schemas.volunteers import (
+    HoursEntryPublic,
+    HoursProposal,
     MemberCreate,
+    Ranking,
+    ServiceRecord,
     VolunteerCreate,
     VolunteerList,
     VolunteerPublic,
     VolunteerRegistered,
 )
-from api.services import volunteers
+from api.services import activities, ledger, volunteers
+from api.services.certificate import certificate_html
 from api.services.dispatch_errors import NotFoundError
 
 router = APIRouter(tags=["volunteers"])
@@ -44,6 +51,66 @@ def me(session: ReadSessionDep, user: ReaderDep) -> JSONResponse:
     volunteer = volunteers.volunteer_of(session, user)
     body = VolunteerPublic(**volunteers.volunteer_public(session, volunteer, user))
     return JSONResponse(body.model_dump(mode="json"), headers=_PRIVATE)
+
+
+@router.get("/volunteers/me/record", response_model=ServiceRecord)
+def my_record(session: ReadSessionDep, user: ReaderDep) -> JSONResponse:
+    """Show the caller's hours, star level, points balance and ledger lines."""
+    record = ledger.service_record(session, volunteers.volunteer_of(session, user))
+    return JSONResponse(ServiceRecord(**record).model_dump(mode="json"), headers=_PRIVATE)
+
+
+@router.get("/volunteers/me/certificate", response_class=HTMLResponse,
+            responses={200: {"content": {"text/html": {}}}})
+def my_certificate(district: DistrictDep, session: ReadSessionDep,
+                   user: ReaderDep) -> HTMLResponse:
+    """Print a proof of service hours (志愿服务证明, zh-CN HTML)."""
+    volunteer = volunteers.volunteer_of(session, user)
+    record = ledger.service_record(session, volunteer)
+    profile = volunteers.volunteer_public(session, volunteer, user)
+    html = certificate_html(record, district=district.name, phone=profile["phone"],
+                            teams=[t["name"] for t in profile["teams"]],
+                            titles=activities.activity_titles(session, record["entries"]))
+    return HTMLResponse(html, headers=_PRIVATE)
+
+
+@router.get("/leaderboard/volunteers", response_model=Ranking)
+def ranking(
+    district: DistrictDep, session: ReadSessionDep,
+    month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                                       description="YYYY-MM; default: all time")] = None,
+    by: Annotated[str, Query(pattern="^(volunteer|team)$")] = "volunteer",
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, object]:
+    """Rank volunteers (or teams) by approved service hours, for a month or all time."""
+    return ledger.volunteer_ranking(session, district, month=month, by_team=by == "team",
+                                    limit=limit)
+
+
+@router.post("/volunteers/{volunteer_id}/hours", status_code=201,
+             response_model=HoursEntryPublic)
+def propose_hours(volunteer_id: VolunteerId, body: HoursProposal, district: DistrictDep,
+                  session: SessionDep, user: WriterDep) -> dict[str, object]:
+    """Propose a correction or back-fill (补录) of hours (team leader); an admin approves it."""
+    if body.kind == HoursKind.ACTIVITY or body.hours == 0:
+        raise ApiError(422, "invalid_hours", "时长记录有误",
+                       "补录或更正须为 correction 或 backfill，且时长不为 0")
+    entry = ledger.propose(session, district, volunteer_id, hours=body.hours, kind=body.kind,
+                           note=body.note, activity_id=body.activity_id, actor=user)
+    session.commit()
+    return ledger.entry_public(entry)
+
+
+@router.post("/hours/{entry_id}/{decision}", response_model=HoursEntryPublic)
+def decide_hours(
+    entry_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    decision: Annotated[str, Path(pattern="^(approve|reject)$")],
+    district: DistrictDep, session: SessionDep, user: WriterDep,
+) -> dict[str, object]:
+    """Approve (points follow) or reject a pending correction or back-fill (admin)."""
+    entry = ledger.decide(session, district, entry_id, approve=decision == "approve", actor=user)
+    session.commit()
+    return ledger.entry_public(entry)
 
 
 @router.get("/volunteers/{volunteer_id}", response_model=VolunteerPublic)

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.domain import SignupState
+from api.domain import EntryState, HoursKind, SignupState
+from geo.datum import Crs, to_wgs84
 
 _PHONE = "Mainland mobile number; shown as 138****1234 to all but admins and team leaders"
 
@@ -145,3 +146,141 @@ class SignupList(BaseModel):
     """An activity's sign-ups in order of arrival."""
 
     items: list[SignupPublic]
+
+
+class CheckinCode(BaseModel):
+    """The code to show at an activity, rotating; scan its QR or type it."""
+
+    activity_id: int
+    code: str = Field(description="Short code (6 characters); the previous one still works")
+    valid_until: datetime = Field(description="When the next code replaces it")
+    qr_text: str = Field(description="What the QR encodes: the phone page's check-in link")
+    qr_svg: str = Field(description="The QR code as an SVG document")
+
+
+class CheckinBody(BaseModel):
+    """A check-in or check-out from a phone: the code shown on site and where the phone is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=4, max_length=12, examples=["K7Q2MX"])
+    lon: float = Field(ge=-180, le=180, description="Longitude, in `crs`")
+    lat: float = Field(ge=-90, le=90, description="Latitude, in `crs`")
+    crs: Crs = Field(default=Crs.WGS84, description="Datum of `lon`/`lat` (wgs84, gcj02, bd09)")
+
+    def in_wgs84(self) -> tuple[float, float]:
+        """Return the position in WGS84."""
+        return to_wgs84(self.lon, self.lat, crs=self.crs)
+
+
+class AttendancePublic(BaseModel):
+    """A check-in, and the check-out with the hours it credited."""
+
+    activity_id: int
+    volunteer_id: int
+    checkin_at: datetime
+    checkin_walk_minutes: float = Field(description="Walk on the network from the phone")
+    checkout_at: datetime | None
+    checkout_walk_minutes: float | None
+    hours: float | None = Field(description="Hours credited at check-out (clipped to the window)")
+
+
+class HoursProposal(BaseModel):
+    """A leader's correction or back-fill (补录) of a volunteer's hours; an admin approves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hours: float = Field(ge=-200, le=200, description="Negative corrects downwards")
+    kind: HoursKind = Field(description="correction or backfill (not activity)")
+    note: str = Field(min_length=1, max_length=500, description="Why (shown to the admin)")
+    activity_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class HoursEntryPublic(BaseModel):
+    """One line of the hours ledger."""
+
+    id: int
+    volunteer_id: int
+    activity_id: int | None
+    team_id: str | None
+    hours: float
+    kind: HoursKind
+    state: EntryState
+    note: str
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class ServiceRecord(BaseModel):
+    """A volunteer's hours, star level and points, with its ledger lines."""
+
+    volunteer_id: int
+    name: str
+    hours: float = Field(description="Approved hours")
+    star_level: int = Field(description="0-5 by hours (100/300/600/1000/1500 h)")
+    star_name: str
+    next_star_hours: int | None
+    points: int = Field(description="Balance: the points ledger's sum")
+    entries: list[HoursEntryPublic]
+
+
+class RankingEntry(BaseModel):
+    """A volunteer or team in the hours ranking."""
+
+    rank: int
+    id: int | str
+    name: str
+    hours: float
+    star_level: int | None = None
+    members: int | None = None
+
+
+class Ranking(BaseModel):
+    """Volunteers or teams by approved hours, for a month or all time."""
+
+    period: str
+    by: str
+    items: list[RankingEntry]
+
+
+class RewardCreate(BaseModel):
+    """A reward to list in the points store (积分超市)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["环保购物袋"])
+    description: str = Field(default="", max_length=2000)
+    site_id: str = Field(min_length=1, max_length=64, description="Where it is picked up")
+    price_points: int = Field(ge=1, le=1_000_000)
+    stock: int = Field(ge=0, le=1_000_000)
+
+
+class RewardPublic(BaseModel):
+    """A reward on offer."""
+
+    id: int
+    name: str
+    description: str
+    price_points: int
+    stock: int
+    active: bool
+    site_id: str
+    site_name: str | None
+
+
+class RewardList(BaseModel):
+    """The rewards on offer, cheapest first."""
+
+    items: list[RewardPublic]
+
+
+class RedemptionPublic(BaseModel):
+    """A reward exchanged for points; the code is shown at the position to pick it up."""
+
+    id: int
+    reward_id: int
+    volunteer_id: int
+    points: int
+    code: str | None = Field(description="Pick-up code (to its volunteer and to staff only)")
+    created_at: datetime
+    picked_up_at: datetime | None

@@ -305,3 +305,12 @@ def activity_signups(session: Session, district: District, activity_id: int, *,
         raise ForbiddenError(msg, role=viewer.role)
     return list(session.scalars(
         select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.seq)))
+
+
+def activity_titles(session: Session, entries: list[dict[str, Any]]) -> dict[int, str]:
+    """Return the titles of the activities ledger lines refer to."""
+    ids = {e["activity_id"] for e in entries if e["activity_id"]}
+    if not ids:
+        return {}
+    rows = session.execute(select(Activity.id, Activity.title).where(Activity.id.in_(ids)))
+    return dict(rows.tuples().all())

@@ -9,8 +9,6 @@ settings) and shown masked.
 
 from __future__ import annotations
 
-import logging
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,14 +24,12 @@ from stdnum.exceptions import ValidationError
 from api.domain import Role
 from api.services.accounts import create_user
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
+from api.services.keys import secret_key
 from api.services.registry import check_categories
 from api.services.requests_view import mask_contact
 from api.settings import get_settings
 from api.storage.models import Team, TeamMember, User, Volunteer
 from geo import District
-from geo.district import ensure_private_dir
-
-log = logging.getLogger("practice_circle")
 
 
 class InvalidVolunteerError(DispatchError):
@@ -92,22 +88,9 @@ def mask_id_card(number: str) -> str:
     return number[0] + "*" * (len(number) - 2) + number[-1]
 
 
-def _key_file(cache: Path) -> bytes:
-    path = ensure_private_dir(cache) / "id_card.key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    key = Fernet.generate_key()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    log.warning("made a new ID-card key in %s: keep it with the database", path)
-    return key
-
-
 @cache
 def _fernet(key: str, cache_dir: str) -> Fernet:
-    return Fernet(key.encode() if key else _key_file(Path(cache_dir)))
+    return Fernet(secret_key(key, cache=Path(cache_dir), name="id_card"))
 
 
 def id_card_cipher() -> Fernet:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.domain import RequestState, Role, SignupState
+from api.domain import EntryState, HoursKind, RequestState, Role, SignupState
 from geo.registry import Level
 
 #: Issue time of a token whose real one is unknown (the server default): always expired.
@@ -359,3 +359,93 @@ class Signup(Base):
     seq: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Attendance(Base):
+    """A volunteer's check-in and check-out at an activity (打卡), each verified by walking."""
+
+    __tablename__ = "attendance"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id"), primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), primary_key=True,
+                                              index=True)
+    checkin_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checkin_walk_minutes: Mapped[float] = mapped_column(Float)
+    checkout_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checkout_walk_minutes: Mapped[float | None] = mapped_column(Float)
+
+
+class HoursEntry(Base):
+    """One line of a volunteer's service-hours ledger (append-only).
+
+    Check-outs credit hours at once (``approved``); a leader's correction or back-fill (补录)
+    waits ``pending`` until an admin approves or rejects it. Totals count approved lines only.
+    """
+
+    __tablename__ = "hours_ledger"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {_in(HoursKind)}", name="kind"),
+        CheckConstraint(f"state IN {_in(EntryState)}", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), index=True)
+    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id"))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"))
+    hours: Mapped[float] = mapped_column(Float, doc="negative for a correction downwards")
+    kind: Mapped[HoursKind] = mapped_column(Vocabulary(HoursKind, 16))
+    state: Mapped[EntryState] = mapped_column(Vocabulary(EntryState, 16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PointsLine(Base):
+    """One line of a volunteer's points ledger: earned from hours, spent in the store."""
+
+    __tablename__ = "points_ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(16), doc="hours or redeem")
+    hours_entry_id: Mapped[int | None] = mapped_column(ForeignKey("hours_ledger.id"))
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Reward(Base):
+    """A reward in the points store (积分超市), picked up at a practice position."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock"),
+        CheckConstraint("price_points >= 1", name="price"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district: Mapped[str] = mapped_column(String(64), index=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("positions.site_id"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price_points: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Redemption(Base):
+    """A reward exchanged for points; its pick-up code is confirmed once at the position (核销)."""
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"), index=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    picked_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    picked_up_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -20,9 +20,14 @@ import geo
 from api.services.accounts import create_user
 from api.storage.models import (
     Activity,
+    Attendance,
+    HoursEntry,
     IdempotencyRecord,
     PointsEntry,
+    PointsLine,
+    Redemption,
     Review,
+    Reward,
     ServiceRequest,
     Signup,
     Team,
@@ -58,8 +63,9 @@ def drop_postgres_database(url: str) -> None:
 def reset(url: str, district: geo.District) -> None:
     """Delete every user, request and test team; put the demo teams back as seeded."""
     with session_maker(url)() as s:
-        for model in (IdempotencyRecord, PointsEntry, Review, Transition, Signup, Activity,
-                      TeamMember, Volunteer):
+        for model in (IdempotencyRecord, PointsEntry, Review, Transition, PointsLine,
+                      Redemption, Reward, HoursEntry, Attendance, Signup, Activity, TeamMember,
+                      Volunteer):
             s.execute(delete(model))
         s.execute(delete(ServiceRequest))
         s.execute(delete(User))

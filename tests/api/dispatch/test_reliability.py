@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 import geo
-from api.storage.models import Activity, ServiceRequest, Signup
+from api.services.ledger import credit_activity, points_balance
+from api.settings import get_settings
+from api.storage.models import Activity, Reward, ServiceRequest, Signup, User, Volunteer
 from api.storage.session import get_engine, session_maker
 from tests.api.dispatch.helpers import Actors, Server, new_request, reset
 
@@ -231,3 +233,57 @@ def test_signups_never_exceed_capacity_and_promote_in_order(
         assert activity is not None and activity.confirmed == 5
         assert s.scalar(select(func.count()).select_from(Signup).where(
             Signup.activity_id == activity.id, Signup.state == "confirmed")) == 5
+
+
+def _funded_volunteer(server: Server, db: str, i: int, hours: float) -> tuple[int, dict[str, str]]:
+    r = httpx.post(server.base + "/volunteers",
+                   json={"name": f"兑换{i}", "phone": f"1321234{i:04d}"})
+    assert r.status_code == 201, r.text
+    vid = r.json()["volunteer"]["id"]
+    with session_maker(db)() as s:
+        actor = s.get(User, s.get(Volunteer, vid).user_id)  # type: ignore[union-attr]
+        assert actor is not None
+        credit_activity(s, vid, hours=hours, activity_id=None, team_id=None, actor=actor)
+        s.commit()
+    return vid, {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def test_balances_stock_and_codes_hold_under_races(
+    server: Server, db: str, district: geo.District
+) -> None:
+    actors = Actors(db, district)
+    admin = actors.user("admin")
+    per_hour = get_settings().points_per_hour
+    site = str(district.positions["site_id"].iloc[0])
+
+    def reward(price: int, stock: int) -> str:
+        r = httpx.post(server.base + "/rewards", headers=admin, json={
+            "name": "奖品", "site_id": site, "price_points": price, "stock": stock})
+        assert r.status_code == 201, r.text
+        return f"{server.base}/rewards/{r.json()['id']}/redemptions"
+
+    # One volunteer, ten redemptions at once, points for three.
+    vid, me = _funded_volunteer(server, db, 1, hours=10)
+    price = 3 * per_hour
+    url = reward(price, 100)
+    answers = race(10, lambda c, i: c.post(url, headers=me))
+    codes = Counter(a.status_code for a in answers)
+    assert codes == {201: 3, 409: 7}, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"insufficient_points"}
+    with session_maker(db)() as s:
+        assert points_balance(s, vid) == 10 * per_hour - 3 * price >= 0
+
+    # Ten volunteers, three items.
+    funded = [_funded_volunteer(server, db, 10 + i, hours=10)[1] for i in range(10)]
+    url = reward(1, 3)
+    answers = race(10, lambda c, i: c.post(url, headers=funded[i]))
+    assert Counter(a.status_code for a in answers) == {201: 3, 409: 7}
+    picked = [a.json()["code"] for a in answers if a.status_code == 201]
+    assert len(set(picked)) == 3
+    with session_maker(db)() as s:
+        assert s.scalar(select(func.min(Reward.stock))) == 0
+
+    # Six pick-ups of one code at once: one is confirmed.
+    pickups = race(6, lambda c, i: c.post(f"{server.base}/redemptions/{picked[0]}/pickup",
+                                          headers=admin))
+    assert Counter(p.status_code for p in pickups) == {200: 1, 409: 5}

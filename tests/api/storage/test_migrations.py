@@ -29,7 +29,7 @@ from sqlalchemy import Connection, func, inspect, select
 
 import geo
 from api.schemas.dispatch import CompleteBody, DispatchBody, RequestCreate, ReviewBody
-from api.services import activities, registry, volunteers
+from api.services import activities, attendance, ledger, registry, store, volunteers
 from api.services.accounts import create_user
 from api.services.dispatch import act, create_request
 from api.storage.models import Base, Position, Team, User
@@ -226,12 +226,26 @@ def test_downgrade_of_a_database_in_use(empty_url: str, district: geo.District) 
                               actor=admin)
         leader = s.get(User, volunteer.user_id)
         assert leader is not None
-        start = datetime.now(UTC) + timedelta(days=1)
+        seat = s.get(Position, s.get(Team, team_id).site_id)  # type: ignore[union-attr]
+        assert seat is not None
+        start = datetime.now(UTC) - timedelta(minutes=10)
         activity = activities.publish(s, district, {
-            "title": "敬老义剪", "category": "elderly", "site_id": s.get(Team, team_id).site_id,  # type: ignore[union-attr]
+            "title": "敬老义剪", "category": "elderly", "site_id": seat.site_id,
             "starts_at": start, "ends_at": start + timedelta(hours=2), "capacity": 5},
             actor=leader)
         activities.sign_up(s, district, activity.id, user=leader)
+        # checked in and out at the position itself, then a reward bought and picked up
+        code, _ = attendance.current_code(activity.id)
+        attendance.check_in(s, district, activity.id, user=leader, code=code, lon=seat.lon,
+                            lat=seat.lat)
+        attendance.check_out(s, district, activity.id, user=leader, code=code, lon=seat.lon,
+                             lat=seat.lat)
+        ledger.credit_activity(s, volunteer.id, hours=1.0, activity_id=None, team_id=None,
+                               actor=leader)
+        reward = store.add_reward(s, district, {"name": "环保袋", "site_id": seat.site_id,
+                                                "price_points": 1, "stock": 1}, actor=admin)
+        bought = store.redeem(s, district, reward.id, user=leader)
+        store.pick_up(s, district, bought.code, actor=admin)
         s.commit()
     assert done.body["state"] == "reviewed"
     assert 0 not in row_counts(empty_url).values()  # a row in every table

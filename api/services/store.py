@@ -1,0 +1,173 @@
+"""The points store (积分超市): rewards with stock, redeemed for points, picked up by code.
+
+A redemption takes the reward's and the volunteer's row locks (``FOR UPDATE`` on PostgreSQL;
+SQLite's ``BEGIN IMMEDIATE`` queues writers), checks the balance (the points ledger's sum) and
+the stock, then writes the negative points line, the lower stock and the redemption with a
+unique pick-up code in one transaction. Check constraints keep stock at zero or more; the
+pick-up (核销) marks the code used with a conditional update, so a code is used once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api.domain import Role
+from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
+from api.services.ledger import points_balance
+from api.services.volunteers import led_teams, volunteer_of
+from api.storage.models import (
+    PointsLine,
+    Position,
+    Redemption,
+    Reward,
+    Team,
+    User,
+    Volunteer,
+    as_utc,
+    utcnow,
+)
+from geo import District
+
+#: Characters of a pick-up code (no 0/O, 1/I to misread at a counter).
+_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+PICKUP_CODE_LENGTH = 10
+
+
+class InvalidRewardError(DispatchError):
+    """A reward with a bad position, price or stock."""
+
+
+class InsufficientPointsError(DispatchError):
+    """The volunteer's balance is below the price (``balance``, ``price``)."""
+
+
+class OutOfStockError(DispatchError):
+    """The reward is sold out or withdrawn."""
+
+
+class CodeUsedError(DispatchError):
+    """The pick-up code was confirmed already."""
+
+
+def _admin(user: User) -> None:
+    if user.role != Role.ADMIN:
+        msg = "只有管理员可以上架奖品"
+        raise ForbiddenError(msg, role=user.role)
+
+
+def add_reward(session: Session, district: District, data: dict[str, Any], *,
+               actor: User) -> Reward:
+    """List a reward at an open position (admin).
+
+    Raises
+    ------
+    ForbiddenError, InvalidRewardError
+    """
+    _admin(actor)
+    position = session.get(Position, data["site_id"])
+    if position is None or position.district != district.name or not position.active:
+        msg = f"阵地 {data['site_id']!r} 不存在或已关闭"
+        raise InvalidRewardError(msg, field="site_id")
+    reward = Reward(district=district.name, site_id=position.site_id, name=data["name"].strip(),
+                    description=data.get("description") or "",
+                    price_points=int(data["price_points"]), stock=int(data["stock"]),
+                    active=True)
+    session.add(reward)
+    session.flush()
+    return reward
+
+
+def reward_public(reward: Reward, position: Position | None = None) -> dict[str, Any]:
+    """Describe a reward."""
+    return {"id": reward.id, "name": reward.name, "description": reward.description,
+            "price_points": reward.price_points, "stock": reward.stock, "active": reward.active,
+            "site_id": reward.site_id, "site_name": position.name if position else None}
+
+
+def list_rewards(session: Session, district: District) -> list[dict[str, Any]]:
+    """List the district's rewards on offer, cheapest first."""
+    rows = session.execute(
+        select(Reward, Position).join(Position, Position.site_id == Reward.site_id)
+        .where(Reward.district == district.name, Reward.active.is_(True))
+        .order_by(Reward.price_points, Reward.id)).tuples().all()
+    return [reward_public(r, p) for r, p in rows]
+
+
+def _new_code() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(PICKUP_CODE_LENGTH))
+
+
+def redeem(session: Session, district: District, reward_id: int, *,
+           user: User) -> Redemption:
+    """Exchange points for a reward: points, stock and a pick-up code in one transaction.
+
+    Raises
+    ------
+    ForbiddenError, NotFoundError, OutOfStockError, InsufficientPointsError
+    """
+    volunteer = volunteer_of(session, user)
+    reward = session.scalar(select(Reward).where(Reward.id == reward_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    if reward is None or reward.district != district.name:
+        msg = f"没有编号为 {reward_id} 的奖品"
+        raise NotFoundError(msg, reward_id=reward_id)
+    session.execute(select(Volunteer.id).where(Volunteer.id == volunteer.id).with_for_update())
+    if not reward.active or reward.stock < 1:
+        msg = f"{reward.name} 已兑完"
+        raise OutOfStockError(msg, reward_id=reward.id)
+    balance = points_balance(session, volunteer.id)
+    if balance < reward.price_points:
+        msg = f"积分不足：需要 {reward.price_points} 分，现有 {balance} 分"
+        raise InsufficientPointsError(msg, balance=balance, price=reward.price_points)
+    reward.stock -= 1
+    redemption = Redemption(reward_id=reward.id, volunteer_id=volunteer.id,
+                            points=reward.price_points, code=_new_code())
+    session.add(redemption)
+    session.flush()
+    session.add(PointsLine(volunteer_id=volunteer.id, points=-reward.price_points,
+                           reason="redeem", redemption_id=redemption.id))
+    session.flush()
+    return redemption
+
+
+def pick_up(session: Session, district: District, code: str, *, actor: User) -> Redemption:
+    """Confirm a pick-up by its code (核销): admin, or staff of a team seated at the position.
+
+    Raises
+    ------
+    NotFoundError, ForbiddenError, CodeUsedError
+    """
+    typed = code.strip().upper()
+    redemption = session.scalar(select(Redemption).where(Redemption.code == typed))
+    reward = None if redemption is None else session.get(Reward, redemption.reward_id)
+    if redemption is None or reward is None or reward.district != district.name:
+        msg = "兑换码不存在"
+        raise NotFoundError(msg)
+    if actor.role != Role.ADMIN:
+        seated = set(session.scalars(select(Team.team_id).where(Team.site_id == reward.site_id)))
+        if not seated & led_teams(session, actor):
+            msg = "只有管理员或该阵地的队伍可以核销"
+            raise ForbiddenError(msg, role=actor.role)
+    done = session.execute(
+        update(Redemption).where(Redemption.id == redemption.id,
+                                 Redemption.picked_up_at.is_(None))
+        .values(picked_up_at=utcnow(), picked_up_by=actor.id))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        msg = "这个兑换码已核销过"
+        raise CodeUsedError(msg)
+    session.refresh(redemption)
+    return redemption
+
+
+def redemption_public(redemption: Redemption, *, with_code: bool) -> dict[str, Any]:
+    """Describe a redemption (the code only to its volunteer and to staff confirming it)."""
+    return {"id": redemption.id, "reward_id": redemption.reward_id,
+            "volunteer_id": redemption.volunteer_id, "points": redemption.points,
+            "code": redemption.code if with_code else None,
+            "created_at": as_utc(redemption.created_at),
+            "picked_up_at": (None if redemption.picked_up_at is None
+                             else as_utc(redemption.picked_up_at))}
