@@ -39,6 +39,7 @@ from geo.network import (
     graph_from_osm_xml,
     simplify_walk_graph,
     walk_network,
+    walkable_areas,
     walkable_lines,
 )
 from geo.places import PLACE_TAGS, gdal_osm_ids, places_from_features
@@ -47,7 +48,7 @@ from geo.registry import demo_registry
 DEFAULT_DISTRICT = "小店区"
 #: Network kept beyond each outline so residents near it may walk to a position across it.
 DEFAULT_MARGIN_M = 1000.0
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 _LAYERS = ("nodes", "edges", "positions", "cells", "places", "outline")
 
 
@@ -336,10 +337,12 @@ def build_bundled_district(
         utm = outline_m.estimate_utm_crs()
         reach = outline_m.to_crs(utm).buffer(margin_m).to_crs("EPSG:4326").iloc[0]
         lines = lines[lines.intersects(reach)]
-        G = simplify_walk_graph(graph_from_lines(walkable_lines(lines)))
+        polys = data.read_taiyuan_polygons()
+        areas = walkable_areas(polys)
+        areas = areas[areas.intersects(reach)]
+        G = simplify_walk_graph(graph_from_lines(walkable_lines(lines), areas=areas))
         network = walk_network(G)
         step("network")
-        polys = data.read_taiyuan_polygons()
         polys["feature_id"] = gdal_osm_ids(polys)
         places = places_from_features(polys, id_column="feature_id")
         places = places[places.intersects(reach)].reset_index(drop=True)

@@ -24,14 +24,23 @@ from scipy.spatial import cKDTree
 
 from geo._errors import OSMDataError, OutOfAreaError
 
-# osmnx's "walk" network filter (osmnx/_overpass.py), applied to tags we already hold.
+# osmnx's "walk" network filter (osmnx/_overpass.py) less cycleways, applied to tags we already
+# hold; cycleways, access and pedestrian areas follow the rules of docs/walk-filter.md.
 _EXCLUDED_HIGHWAY = re.compile(
-    "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|proposed|"
+    "abandoned|bus_guideway|construction|motor|no|planned|platform|proposed|"
     "raceway|razed|rest_area|services"
 )
 _PRIVATE = re.compile("private")
+_NO_ACCESS = frozenset({"no", "private"})
+_FOOT_DENIED = frozenset({"no", "private"})
+#: ``foot`` values that let people walk where ``access`` alone would not.
+_FOOT_ALLOWED = frozenset({"yes", "designated", "permissive"})
+#: Highways whose ``area=yes`` ways (and multipolygons) are open spaces people walk across.
+PEDESTRIAN_AREA_HIGHWAYS = frozenset({"pedestrian", "footway"})
 _SEPARATE_SIDEWALK_KEYS = ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewalk:right")
-_WALK_TAGS = ("highway", "area", "access", "foot", "service", *_SEPARATE_SIDEWALK_KEYS)
+# Tags the filter reads (kept on edges; a reader that cuts a file down keeps at least these and
+# ``name``; ``type`` marks a multipolygon relation).
+_WALK_TAGS = ("highway", "area", "access", "foot", "service", "type", *_SEPARATE_SIDEWALK_KEYS)
 _HSTORE_ESCAPE = re.compile(r"\\(.)")
 _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 #: A position farther than this from every walkable street is out of the district's area: the
@@ -42,6 +51,8 @@ MAX_ACCESS_M = 800.0
 DEFAULT_SNAP_M = 50.0
 # Edge weights must stay positive: csgraph would read an explicit zero as "no edge".
 _MIN_WEIGHT_M = 1e-6
+# How far (degrees, about 10 cm) a straight crossing may stray outside a pedestrian area.
+_AREA_TOLERANCE_DEG = 1e-6
 #: The widest an imported walking network may be (each side of its bounding box): a district,
 #: not a province. It bounds the grid an import builds (about 100,000 H3 cells at most); a wider
 #: one is nearly always a wrong coordinate.
@@ -73,29 +84,61 @@ def _unescape(text: str) -> str:
     return _HSTORE_ESCAPE.sub(r"\1", text)
 
 
+def _tag(tags: Mapping[str, Any], key: str) -> str:
+    """Return a tag's value; missing, None or NaN (a pandas gap) count as empty."""
+    value = tags.get(key)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _values(tags: Mapping[str, Any], key: str) -> set[str]:
+    """Return a tag's values (OSM separates them by ``;``), stripped and lower-cased."""
+    return {v.strip().lower() for v in _tag(tags, key).split(";")} - {""}
+
+
 def is_walkable(tags: Mapping[str, Any]) -> bool:
-    """Tell whether a way passes osmnx's ``walk`` filter.
+    """Tell whether people walk along a way: a street, a path or a pedestrian area's outline.
+
+    The rules (docs/walk-filter.md): a ``highway`` that osmnx's ``walk`` filter keeps, and
+    ``highway=cycleway`` too; never ``foot=no``; ``access=no`` or ``private`` (or
+    ``service=private``) only where ``foot=yes``, ``designated`` or ``permissive`` allows it;
+    ``area=yes`` only for :data:`PEDESTRIAN_AREA_HIGHWAYS` (see :func:`is_pedestrian_area`); no
+    road whose sidewalks are mapped as separate ways.
 
     Parameters
     ----------
     tags
         The way's OSM tags; missing or empty values count as absent.
     """
-
-    def tag(key: str) -> str:
-        value = tags.get(key)
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return ""
-        return str(value)
-
-    highway = tag("highway")
+    highway = _tag(tags, "highway")
     if not highway or _EXCLUDED_HIGHWAY.search(highway):
         return False
-    if re.search("yes", tag("area")) or re.search("no", tag("foot")):
+    foot = _values(tags, "foot")
+    if foot & _FOOT_DENIED:
         return False
-    if _PRIVATE.search(tag("access")) or _PRIVATE.search(tag("service")):
+    if re.search("yes", _tag(tags, "area")) and highway not in PEDESTRIAN_AREA_HIGHWAYS:
         return False
-    return not any(re.search("separate", tag(k)) for k in _SEPARATE_SIDEWALK_KEYS)
+    closed = _values(tags, "access") & _NO_ACCESS or _PRIVATE.search(_tag(tags, "service"))
+    if closed and not foot & _FOOT_ALLOWED:
+        return False
+    return not any(re.search("separate", _tag(tags, k)) for k in _SEPARATE_SIDEWALK_KEYS)
+
+
+def is_pedestrian_area(tags: Mapping[str, Any]) -> bool:
+    """Tell whether a closed way or a multipolygon is an open space people walk across.
+
+    A walkable (:func:`is_walkable`) ``highway=pedestrian`` or ``footway`` tagged ``area=yes``,
+    or such a relation of ``type=multipolygon``. Its outline is walked like a way and straight
+    lines inside it join the ways that meet it.
+
+    Parameters
+    ----------
+    tags
+        The way's or relation's OSM tags.
+    """
+    area = _tag(tags, "area") == "yes" or _tag(tags, "type") == "multipolygon"
+    return area and _tag(tags, "highway") in PEDESTRIAN_AREA_HIGHWAYS and is_walkable(tags)
 
 
 def walkable_lines(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -109,26 +152,143 @@ def walkable_lines(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return lines.loc[np.asarray(rows, dtype=bool)]
 
 
-def graph_from_lines(lines: gpd.GeoDataFrame) -> nx.MultiDiGraph:
+def walkable_areas(polygons: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Keep the pedestrian areas (:func:`is_pedestrian_area`) of a GDAL ``multipolygons`` layer.
+
+    GDAL writes a closed way tagged ``area=yes`` (or a multipolygon relation) to this layer and
+    drops the ``area`` tag itself, so every row counts as an area; ``highway`` sits in
+    ``other_tags`` unless the layer has a column for it.
+
+    Returns
+    -------
+    gpd.GeoDataFrame
+        ``osm_id`` (the way's id, or the relation's), ``highway``, ``name`` and the polygon.
+    """
+    columns = ["osm_id", "highway", "name", "geometry"]
+    if polygons.empty:
+        return gpd.GeoDataFrame(columns=columns, geometry="geometry", crs=polygons.crs)
+    rows = []
+    for i, (_, row) in enumerate(polygons.iterrows()):
+        tags: dict[str, Any] = parse_other_tags(row.get("other_tags"))
+        for key in ("highway", "access", "foot"):
+            if _tag(row, key):
+                tags[key] = _tag(row, key)
+        tags["area"] = "yes"
+        if not is_pedestrian_area(tags):
+            continue
+        way, rel = _tag(row, "osm_way_id"), _tag(row, "osm_id")
+        rows.append((i, int(float(way or rel)), tags["highway"], _tag(row, "name")))
+    keep = [r[0] for r in rows]
+    out = gpd.GeoDataFrame(
+        {
+            "osm_id": np.array([r[1] for r in rows], dtype=np.int64),
+            "highway": [r[2] for r in rows],
+            "name": [r[3] for r in rows],
+        },
+        geometry=polygons.geometry.iloc[keep].to_numpy(),
+        crs=polygons.crs,
+    )
+    return out[columns]
+
+
+@dataclass(frozen=True)
+class _Area:
+    """A pedestrian area in a graph: its polygon, its rings' nodes and the ways drawing them."""
+
+    osmid: int
+    highway: str
+    name: str
+    polygon: shapely.Geometry
+    ring: tuple[int, ...]
+    ways: frozenset[int]
+
+
+def _add_area_crossings(G: nx.MultiDiGraph, areas: list[_Area]) -> int:
+    """Join the ways that meet each pedestrian area by straight edges across it.
+
+    An entrance is a node on the area's rings where an edge of another walkable way (or of
+    another area) meets it; every two entrances whose straight segment lies inside the polygon
+    (holes excluded, within :data:`_AREA_TOLERANCE_DEG`) get an edge both ways, unless an edge
+    joins them already. That is how people cross a plaza: straight, not around its edge.
+
+    Returns
+    -------
+    int
+        The number of crossings added (each counted once, not per direction).
+    """
+    added = 0
+    for area in areas:
+        entrances = [
+            n for n in area.ring
+            if n in G and any(d.get("osmid") not in area.ways for _, _, d in G.edges(n, data=True))
+        ]
+        if len(entrances) < 2:
+            continue
+        xy = np.array([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in entrances], dtype=float)
+        i, j = np.triu_indices(len(entrances), k=1)
+        segments = shapely.linestrings(np.stack([xy[i], xy[j]], axis=1))
+        inside = shapely.covers(area.polygon.buffer(_AREA_TOLERANCE_DEG), segments)
+        length = ox.distance.great_circle(xy[i, 1], xy[i, 0], xy[j, 1], xy[j, 0])
+        attrs = {"osmid": area.osmid, "highway": area.highway, "name": area.name, "area": "yes",
+                 "across": True}
+        for a, b, ok, d in zip(i.tolist(), j.tolist(), inside.tolist(), length.tolist(),
+                               strict=True):
+            u, v = entrances[a], entrances[b]
+            if not ok or G.has_edge(u, v):
+                continue
+            G.add_edge(u, v, reversed=False, length=max(float(d), _MIN_WEIGHT_M), **attrs)
+            G.add_edge(v, u, reversed=True, length=max(float(d), _MIN_WEIGHT_M), **attrs)
+            added += 1
+    return added
+
+
+def graph_from_lines(
+    lines: gpd.GeoDataFrame, *, areas: gpd.GeoDataFrame | None = None
+) -> nx.MultiDiGraph:
     """Build an unsimplified walking graph from line geometries that share exact vertices.
 
     A GDAL ``lines`` layer keeps no node topology, but ways that meet share an OSM node and so
     an identical coordinate; every vertex becomes a node and every segment an edge, walkable in
-    both directions. Joining only at way ends would lose most of the network.
+    both directions. Joining only at way ends would lose most of the network. Pedestrian areas
+    add their rings as walkable edges and straight crossings between the ways that meet them
+    (see :func:`walkable_areas`).
 
     Parameters
     ----------
     lines
         Walkable ways (WGS84 LineStrings) with ``osm_id``, ``highway`` and ``name``.
+    areas
+        Pedestrian areas (WGS84 polygons) with ``osm_id``, ``highway`` and ``name``, as
+        :func:`walkable_areas` gives them.
     """
     if lines.empty:
         msg = "no walkable ways in the data"
         raise OSMDataError(msg)
-    xy, way = shapely.get_coordinates(lines.geometry.to_numpy(), return_index=True)
+    xy_l, way = shapely.get_coordinates(lines.geometry.to_numpy(), return_index=True)
+    n_lines = len(lines)
+    if areas is not None and len(areas):
+        parts, part_of = shapely.get_parts(areas.geometry.to_numpy(), return_index=True)
+        rings = [shapely.get_exterior_ring(parts)]
+        ring_of = [part_of]
+        n_holes = shapely.get_num_interior_rings(parts)
+        for k in range(int(n_holes.max(initial=0))):
+            has = np.flatnonzero(n_holes > k)
+            rings.append(shapely.get_interior_ring(parts[has], k))
+            ring_of.append(part_of[has])
+        all_rings = np.concatenate(rings)
+        owner = np.concatenate(ring_of)
+        xy_a, ring_idx = shapely.get_coordinates(all_rings, return_index=True)
+        # Rings count as ways after the lines (way index n_lines + area row).
+        xy = np.concatenate([xy_l, xy_a])
+        way = np.concatenate([way, n_lines + owner[ring_idx]])
+        # Consecutive vertices form a segment only within one line or one ring.
+        seq = np.concatenate([np.full(len(xy_l), -1, np.int64), ring_idx])
+    else:
+        xy, seq = xy_l, np.full(len(xy_l), -1, np.int64)
     uniq, node = np.unique(xy, axis=0, return_inverse=True)
     node = node.ravel()
-    same_way = way[1:] == way[:-1]
-    u, v, w = node[:-1][same_way], node[1:][same_way], way[:-1][same_way]
+    same = (way[1:] == way[:-1]) & (seq[1:] == seq[:-1])
+    u, v, w = node[:-1][same], node[1:][same], way[:-1][same]
     keep = u != v
     u, v, w = u[keep], v[keep], w[keep]
     length = ox.distance.great_circle(uniq[u, 1], uniq[u, 0], uniq[v, 1], uniq[v, 0])
@@ -138,10 +298,27 @@ def graph_from_lines(lines: gpd.GeoDataFrame) -> nx.MultiDiGraph:
     osm_ids = lines["osm_id"].astype("int64").to_numpy()
     highways = lines["highway"].to_numpy()
     names = lines["name"].fillna("").to_numpy()
+    if areas is not None and len(areas):
+        osm_ids = np.concatenate([osm_ids, areas["osm_id"].astype("int64").to_numpy()])
+        highways = np.concatenate([highways, areas["highway"].to_numpy()])
+        names = np.concatenate([names, areas["name"].fillna("").to_numpy()])
     for a, b, i, d in zip(u.tolist(), v.tolist(), w.tolist(), length.tolist(), strict=True):
         attrs = {"osmid": int(osm_ids[i]), "highway": highways[i], "name": names[i], "length": d}
+        if i >= n_lines:
+            attrs["area"] = "yes"
         G.add_edge(a, b, reversed=False, **attrs)
         G.add_edge(b, a, reversed=True, **attrs)
+    if areas is not None and len(areas):
+        found = []
+        for r in range(len(areas)):
+            ring_nodes = node[len(xy_l):][owner[ring_idx] == r]
+            found.append(_Area(
+                osmid=int(osm_ids[n_lines + r]), highway=str(highways[n_lines + r]),
+                name=str(names[n_lines + r]), polygon=areas.geometry.iloc[r],
+                ring=tuple(dict.fromkeys(int(n) for n in ring_nodes)),
+                ways=frozenset({int(osm_ids[n_lines + r])}),
+            ))
+        _add_area_crossings(G, found)
     G.remove_nodes_from(list(nx.isolates(G)))
     return G
 
@@ -324,8 +501,97 @@ def _check_extent(path: Path, G: nx.MultiDiGraph) -> None:
         raise OSMDataError(msg)
 
 
+class _AreaRelations:
+    """Expat handlers that collect the multipolygon relations that are pedestrian areas."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[int, dict[str, str], list[tuple[int, str]]]] = []
+        self.relation = 0
+        self.tags: dict[str, str] = {}
+        self.members: list[tuple[int, str]] = []
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        if name == "relation":
+            self.relation, self.tags, self.members = int(attrs["id"]), {}, []
+        elif self.relation and name == "tag":
+            self.tags[attrs["k"]] = attrs["v"]
+        elif self.relation and name == "member" and attrs.get("type") == "way" and "ref" in attrs:
+            self.members.append((int(attrs["ref"]), attrs.get("role") or "outer"))
+
+    def end(self, name: str) -> None:
+        if name == "relation":
+            if is_pedestrian_area(self.tags):
+                self.found.append((self.relation, self.tags, self.members))
+            self.relation = 0
+
+
+def _area_relations(path: Path) -> list[tuple[int, dict[str, str], list[tuple[int, str]]]]:
+    """Read a checked OSM XML file's pedestrian-area multipolygons: id, tags, (way, role)."""
+    parser = expat.ParserCreate(encoding="UTF-8")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    collect = _AreaRelations()
+    parser.StartElementHandler = collect.start
+    parser.EndElementHandler = collect.end
+    with path.open("rb") as f:
+        parser.ParseFile(f)
+    return collect.found
+
+
+def _pedestrian_areas(path: Path, G: nx.MultiDiGraph) -> list[_Area]:
+    """Find a file's pedestrian areas (closed ways and multipolygons) in its unfiltered graph.
+
+    Polygons are formed from the edges of the ways that draw them (so a relation's ring may be
+    split among several ways); relation members that are not walkable ways themselves are
+    marked as the area's outline (``highway`` and ``name`` of the relation, ``area=yes``).
+    """
+    way_areas = {d["osmid"]: d for _, _, d in G.edges(data=True) if is_pedestrian_area(d)}
+    relations = _area_relations(path)
+    wanted = set(way_areas) | {w for _, _, members in relations for w, _ in members}
+    if not wanted:
+        return []
+    segments: dict[int, set[tuple[int, int]]] = {w: set() for w in wanted}
+    for u, v, d in G.edges(data=True):
+        if d.get("osmid") in segments:
+            segments[d["osmid"]].add((min(u, v), max(u, v)))
+
+    def faces(ways: list[int]) -> shapely.Geometry:
+        pairs = [pair for w in ways for pair in segments.get(w, ())]
+        if not pairs:
+            return shapely.Polygon()
+        xy = np.array([[(G.nodes[n]["x"], G.nodes[n]["y"]) for n in pair] for pair in pairs])
+        return shapely.union_all(shapely.get_parts(shapely.polygonize(shapely.linestrings(xy))))
+
+    def ring(ways: list[int]) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(n for w in ways for pair in sorted(segments[w]) for n in pair))
+
+    areas = [
+        _Area(osmid=int(w), highway=str(d["highway"]), name=_flatten(d.get("name")),
+              polygon=faces([w]), ring=ring([w]), ways=frozenset({w}))
+        for w, d in way_areas.items()
+    ]
+    for rel, tags, members in relations:
+        outer = [w for w, role in members if role != "inner"]
+        inner = [w for w, role in members if role == "inner"]
+        polygon = shapely.difference(faces(outer), faces(inner))
+        ways = [w for w, _ in members if segments.get(w)]
+        if polygon.is_empty:  # its ways are not all in the file, or do not close
+            continue
+        members_of = set(ways)
+        for _, _, d in G.edges(data=True):
+            if d.get("osmid") in members_of and not is_walkable(d):
+                d.update(highway=tags["highway"], name=tags.get("name", ""), area="yes",
+                         outline_of=rel)
+        areas.append(_Area(osmid=rel, highway=tags["highway"], name=tags.get("name", ""),
+                           polygon=polygon, ring=ring(ways), ways=frozenset(ways)))
+    return [a for a in areas if not a.polygon.is_empty]
+
+
 def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
     """Read an OSM XML file into an unsimplified walking graph (walk filter applied).
+
+    Ways pass :func:`is_walkable`; pedestrian areas (:func:`is_pedestrian_area`: closed ways,
+    and multipolygon relations whose member ways the file holds) are walked along their rings
+    and straight across between the ways that meet them.
 
     Raises
     ------
@@ -346,8 +612,14 @@ def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
     finally:
         ox.settings.useful_tags_way = old_tags
 
-    drop = [(u, v, k) for u, v, k, d in G.edges(keys=True, data=True) if not is_walkable(d)]
+    areas = _pedestrian_areas(path, G)
+    outline = {w for a in areas for w in a.ways}
+    drop = [
+        (u, v, k) for u, v, k, d in G.edges(keys=True, data=True)
+        if not is_walkable(d) and d.get("osmid") not in outline
+    ]
     G.remove_edges_from(drop)
+    _add_area_crossings(G, areas)
     G.remove_nodes_from(list(nx.isolates(G)))
     if G.number_of_edges() == 0:
         msg = f"{path}: no walkable ways in the file"

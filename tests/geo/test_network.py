@@ -17,23 +17,24 @@ import geo
 from geo.district import check_district_name, import_osm
 from geo.network import graph_from_lines, graph_from_osm_xml, is_walkable, parse_other_tags
 
-# Hand-written from OSM tagging practice (and osmnx's documented "walk" network), deliberately not
-# reusing the regular expressions of geo.network.
+# Hand-written from OSM tagging practice (osmnx's documented "walk" network, with the rules of
+# docs/walk-filter.md), deliberately not reusing the regular expressions of geo.network.
 NOT_FOR_WALKING = {
-    "cycleway", "motorway", "motorway_link", "construction", "proposed", "planned", "abandoned",
+    "motorway", "motorway_link", "construction", "proposed", "planned", "abandoned",
     "platform", "raceway", "bus_guideway", "rest_area", "services", "razed", "no",
 }
 
 
 def walkable_by_hand(tags: dict[str, str]) -> bool:
     highway = tags.get("highway", "")
+    foot = tags.get("foot")
+    closed = tags.get("access") in ("no", "private") or tags.get("service") == "private"
     return (
         highway != ""
         and highway not in NOT_FOR_WALKING
-        and tags.get("area") != "yes"
-        and tags.get("foot") != "no"
-        and tags.get("access") != "private"
-        and tags.get("service") != "private"
+        and (tags.get("area") != "yes" or highway in ("pedestrian", "footway"))
+        and foot not in ("no", "private")
+        and not (closed and foot not in ("yes", "designated", "permissive"))
         and all(tags.get(k) != "separate" for k in
                 ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewalk:right"))
     )
@@ -59,8 +60,23 @@ def walkable_by_hand(tags: dict[str, str]) -> bool:
         ({"highway": "footway", "foot": "no"}, False),
         ({"highway": "residential", "access": "private"}, False),
         ({"highway": "service", "service": "private"}, False),
-        ({"highway": "pedestrian", "area": "yes"}, False),
-        ({"highway": "cycleway"}, False),
+        ({"highway": "pedestrian", "area": "yes"}, True),
+        ({"highway": "footway", "area": "yes"}, True),
+        ({"highway": "service", "area": "yes"}, False),
+        ({"highway": "pedestrian", "area": "yes", "access": "private"}, False),
+        ({"highway": "cycleway"}, True),
+        ({"highway": "cycleway", "foot": "yes"}, True),
+        ({"highway": "cycleway", "foot": "no"}, False),
+        ({"highway": "cycleway", "access": "no"}, False),
+        ({"highway": "cycleway", "access": "no", "foot": "yes"}, True),
+        ({"highway": "footway", "access": "no"}, False),
+        ({"highway": "footway", "access": "no", "foot": "designated"}, True),
+        ({"highway": "residential", "access": "private", "foot": "permissive"}, True),
+        ({"highway": "residential", "access": "no", "motor_vehicle": "yes"}, False),
+        ({"highway": "residential", "access": "permissive"}, True),
+        ({"highway": "residential", "access": "destination"}, True),
+        ({"highway": "footway", "foot": "private"}, False),
+        ({"highway": "service", "service": "private", "foot": "yes"}, True),
         ({"highway": "motorway"}, False),
         ({"highway": "motorway_link"}, False),
         ({"highway": "construction"}, False),
@@ -116,7 +132,7 @@ def taiyuan_graph(taiyuan_lines: gpd.GeoDataFrame) -> nx.MultiDiGraph:
     return graph_from_lines(walkable_lines(taiyuan_lines))
 
 
-def test_taiyuan_filter_keeps_footways_drops_cycleways(
+def test_taiyuan_filter_keeps_footways_and_cycleways_unless_foot_no(
     taiyuan_lines: gpd.GeoDataFrame,
     taiyuan_walkable: gpd.GeoDataFrame,
     taiyuan_graph: nx.MultiDiGraph,
@@ -129,10 +145,13 @@ def test_taiyuan_filter_keeps_footways_drops_cycleways(
     # The ways in the graph are exactly the ways the hand-written filter keeps.
     in_graph = {d["osmid"] for _, _, d in taiyuan_graph.edges(data=True)}
     assert in_graph == set(taiyuan_walkable["osm_id"].astype("int64"))
-    is_cycleway = taiyuan_lines["highway"] == "cycleway"
-    cycleways = set(taiyuan_lines.loc[is_cycleway, "osm_id"].astype("int64"))
-    assert cycleways, "the extract maps cycleways: the filter must have something to drop"
-    assert not cycleways & in_graph
+    assert highways["cycleway"] > 0
+    tags = taiyuan_lines["other_tags"].map(parse_other_tags)
+    is_cycleway = (taiyuan_lines["highway"] == "cycleway").to_numpy()
+    no_foot = np.array([t.get("foot") == "no" for t in tags], dtype=bool)
+    banned = set(taiyuan_lines.loc[is_cycleway & no_foot, "osm_id"].astype("int64"))
+    assert banned, "the extract maps cycleways with foot=no: the filter must have some to drop"
+    assert not banned & in_graph
 
 
 def test_taiyuan_graph_joins_ways_at_shared_vertices(
@@ -207,6 +226,7 @@ BUILDING_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
  <way id="11">
   <nd ref="1"/><nd ref="3"/>
   <tag k="highway" v="cycleway"/>
+  <tag k="foot" v="no"/>
  </way>
 </osm>
 """
