@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from api.errors import PreconditionRequiredError
 from api.served import ServedDistricts
 from api.services.accounts import authenticate
+from api.services.analysis import VersionAnalysis, analysis_of
 from api.services.dispatch_errors import ForbiddenError
 from api.settings import Settings, get_settings
 from api.storage.models import User
@@ -78,6 +79,14 @@ async def current_district(
 
 
 DistrictDep = Annotated[District, Depends(current_district)]
+
+
+async def current_analysis(district: DistrictDep) -> VersionAnalysis:
+    """Return the analysis of the requested district at its registry's current version."""
+    return analysis_of(district)
+
+
+AnalysisDep = Annotated[VersionAnalysis, Depends(current_analysis)]
 
 
 # Dispatch: database sessions, the calling user, Idempotency-Key.

@@ -3,8 +3,13 @@
 A served district is its OSM-derived part (network, grid, candidate places, demand: loaded once
 from the cache at start) joined with its registry read from the database. Every request asks the
 database for the registry's version (one indexed row) and, when another worker or the CLI has
-changed the registry, reads it again and makes a new :class:`geo.District` snapshot; everything
-cached per snapshot (coverage, walks, map bodies) then starts afresh. No restart, every worker.
+changed the registry, reads it again and makes a new :class:`geo.District` snapshot. No
+restart, every worker.
+
+Each served district has one analysis (:mod:`api.services.analysis`): what its OSM part gives
+(the walking network of each profile, residents, the basemap) is kept as long as it is served,
+and what its registry gives (coverage, walks, map bodies) per registry version, the current
+and the previous one; :meth:`ServedDistricts.analysis` hands it out.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from api.services.analysis import VersionAnalysis, analysis_for, analysis_of
 from api.storage.registry import read_registry, registry_version
 from api.storage.session import session_maker
 from geo import District, UnknownDistrictError
@@ -76,6 +82,16 @@ class ServedDistricts:
             self.refresh(entry.base.name)
         return entry.current
 
+    def analysis(self, name: str | None = None) -> VersionAnalysis:
+        """Return a district's analysis at its registry's current version.
+
+        Raises
+        ------
+        UnknownDistrictError
+            If no served district has exactly this name.
+        """
+        return analysis_of(self.current(name))
+
     def refresh(self, name: str) -> District:
         """Read a district's registry now and make it the current snapshot."""
         entry = self._entry(name)
@@ -86,4 +102,7 @@ class ServedDistricts:
                 entry.current = entry.base.with_registry(
                     registry.positions, registry.teams, version=registry.version
                 )
+                # The new version becomes the analysis's current one; the oldest beyond the
+                # previous is dropped now, not when a request first asks.
+                analysis_for(entry.base).at(entry.current)
         return entry.current

@@ -11,6 +11,7 @@ is thus within the limit when most of its residents are.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from collections.abc import Callable
@@ -68,6 +69,28 @@ class _Memo:
 
 _POINTS = _Memo()
 _ATTACHED = _Memo()
+_POSITIONS = _Memo()
+
+
+def attach_positions(network: WalkNetwork, positions: pd.DataFrame) -> EdgePositions:
+    """Attach practice positions to their streets (:meth:`geo.network.WalkNetwork.attach`).
+
+    The attachment is kept per network and set of coordinates (a digest of them, far cheaper
+    than snapping): the coverage of every limit, pace and category on one registry version, the
+    walks of dispatch and the nearest positions snap its positions once, and a moved or added
+    position is a new set.
+    """
+    pts = positions.geometry.to_numpy()
+    lon, lat = shapely.get_x(pts).astype(float), shapely.get_y(pts).astype(float)
+    digest = hashlib.blake2b(lon.tobytes() + lat.tobytes(), digest_size=16).digest()
+
+    def make() -> EdgePositions:
+        at = network.attach(lon, lat)
+        for a in (at.edge, at.offset_m, at.access_m):
+            a.flags.writeable = False  # shared by every caller
+        return at
+
+    return _POSITIONS.get((network,), (len(lon), digest), make)
 
 
 def cell_points_of(network: WalkNetwork, cells: pd.DataFrame) -> CellPoints:
@@ -200,7 +223,34 @@ def walk_minutes(
         Indexed by node ``osmid`` with ``walk_m``, ``walk_minutes`` and ``nearest`` (the index of
         the nearest position, ``-1`` if unreachable).
     """
-    sources = network.attach(lon, lat)
+    return _node_minutes(network, network.attach(lon, lat), walk_m_per_min)
+
+
+def position_walk_minutes(
+    network: WalkNetwork,
+    positions: pd.DataFrame,
+    *,
+    walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
+) -> pd.DataFrame:
+    """Return walking minutes from every node to the nearest of a registry's positions.
+
+    As :func:`walk_minutes`, with the positions' snapping kept (:func:`attach_positions`): a
+    repeated call on one registry costs the search only.
+
+    Parameters
+    ----------
+    network
+        The walking network.
+    positions
+        Practice positions (WGS84 points).
+    walk_m_per_min
+        Walking pace in metres per minute.
+    """
+    return _node_minutes(network, attach_positions(network, positions), walk_m_per_min)
+
+
+def _node_minutes(network: WalkNetwork, sources: EdgePositions,
+                  walk_m_per_min: float) -> pd.DataFrame:
     nodes = node_walk(network, sources)
     return pd.DataFrame(
         {
@@ -209,6 +259,7 @@ def walk_minutes(
             "nearest": nodes.source,
         },
         index=network.node_index,
+        copy=False,  # fresh arrays of this call: no need to copy them again
     )
 
 
@@ -353,8 +404,7 @@ def coverage(
         (:meth:`geo.network.WalkNetwork.attach_near`; 0: the nearest only).
     """
     _check(minutes, walk_m_per_min)
-    geom = positions.geometry
-    sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
+    sources = attach_positions(network, positions)
     attached = attach_cells(network, _points_for(network, cells, cell_points), snap_m=snap_m)
     return _coverage(
         network, sources, positions["site_id"].to_numpy(dtype=object), attached,
@@ -468,8 +518,7 @@ def category_coverages(
     """
     _check(minutes, walk_m_per_min)
     offers = offered_categories(positions, teams, categories=categories)
-    geom = positions.geometry
-    all_sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
+    all_sources = attach_positions(network, positions)
     attached = attach_cells(network, _points_for(network, cells, cell_points), snap_m=snap_m)
     site_ids = positions["site_id"].to_numpy(dtype=object)
     cell_index = pd.Index(cells["cell_id"].to_numpy(), name="cell_id")

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from geo import DEFAULT_WALK_M_PER_MIN, Coverage, District, coverage
-from geo.grid import CellPoints, resident_points
+from api.services.analysis import analysis_for, analysis_of
+from geo import DEFAULT_WALK_M_PER_MIN, Coverage, District
+from geo.grid import CellPoints
 from geo.registry import LEVELS
 
 
-@lru_cache(maxsize=16)
 def cell_points(district: District) -> CellPoints:
     """Where each cell's residents are: the district's OSM housing (computed once)."""
-    return resident_points(district)
+    return analysis_for(district).cell_points
 
 
 def district_coverage(
     district: District, *, minutes: float = 15.0, walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN
 ) -> Coverage:
-    """Compute (once per pace and limit) coverage of a district from all its positions."""
-    return _cached(district, float(minutes), float(walk_m_per_min))
-
-
-@lru_cache(maxsize=32)
-def _cached(district: District, minutes: float, pace: float) -> Coverage:
-    return coverage(
-        district.network,
-        district.positions,
-        district.cells,
-        minutes=minutes,
-        walk_m_per_min=pace,
-        inside=district.nodes["inside"].to_numpy(),
-        cell_points=cell_points(district),
-    )
+    """Coverage of a district from all its positions, kept per pace and limit on its registry."""
+    return analysis_of(district).coverage(minutes=minutes, walk_m_per_min=walk_m_per_min)
 
 
 def coverage_summary(district: District, cov: Coverage, *, worst: int = 5) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from api.services.analysis import analysis_for, analysis_of
 from api.services.coverage import district_coverage
 from api.services.sites import sites_geojson
 from geo import CATEGORIES, District
@@ -24,7 +25,7 @@ _ZH = {c.code: c.name for c in CATEGORIES}
 
 @dataclass(frozen=True)
 class Body:
-    """A response body built once per district, kept plain and gzip-compressed."""
+    """A response body built once, kept plain and gzip-compressed."""
 
     raw: bytes
     gz: bytes
@@ -32,29 +33,27 @@ class Body:
     media_type: str
 
 
-_BODIES: dict[tuple[str, int], tuple[District, Body]] = {}
+def _encode(media_type: str, build: Callable[[], bytes]) -> Callable[[], Body]:
+    def make() -> Body:
+        raw = build()
+        return Body(raw=raw, gz=gzip.compress(raw, compresslevel=6),
+                    etag=f'"{hashlib.sha256(raw).hexdigest()[:32]}"', media_type=media_type)
 
-
-def _body(kind: str, district: District, media_type: str, build: Callable[[], bytes]) -> Body:
-    key = (kind, id(district))
-    hit = _BODIES.get(key)
-    if hit is not None and hit[0] is district:
-        return hit[1]
-    raw = build()
-    body = Body(raw=raw, gz=gzip.compress(raw, compresslevel=6),
-                etag=f'"{hashlib.sha256(raw).hexdigest()[:32]}"', media_type=media_type)
-    _BODIES[key] = (district, body)
-    return body
+    return make
 
 
 def page_body(district: District) -> Body:
-    """Return the map page of a district (HTML), built once."""
-    return _body("page", district, "text/html; charset=utf-8",
-                 lambda: build_page(district).encode("utf-8"))
+    """Return the map page of a district (HTML), built once per registry version."""
+    return analysis_of(district).once("page_body", _encode(
+        "text/html; charset=utf-8", lambda: build_page(district).encode("utf-8")))
 
 
 def basemap_body(district: District) -> Body:
-    """Return the offline vector basemap of a district (JSON: layer → FeatureCollection)."""
+    """Return the offline vector basemap of a district (JSON: layer → FeatureCollection).
+
+    Built from the district's OSM data only, so once per loaded district: a registry edit
+    keeps it.
+    """
 
     def build() -> bytes:
         layers = district_basemap(district).layers()
@@ -62,14 +61,17 @@ def basemap_body(district: District) -> Body:
         layers_out["attribution"] = district.meta["attribution"]
         return json.dumps(layers_out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-    return _body("basemap", district, "application/json", build)
+    return analysis_for(district).once("basemap_body", _encode("application/json", build))
 
 
 def sites_body(district: District) -> Body:
-    """Return the positions as the map shows them (JSON), built once: see :func:`map_sites`."""
-    return _body("sites", district, "application/json",
-                 lambda: json.dumps(map_sites(district), ensure_ascii=False,
-                                    separators=(",", ":")).encode("utf-8"))
+    """Return the positions as the map shows them (JSON), built once per registry version.
+
+    See :func:`map_sites`.
+    """
+    return analysis_of(district).once("sites_body", _encode(
+        "application/json", lambda: json.dumps(map_sites(district), ensure_ascii=False,
+                                               separators=(",", ":")).encode("utf-8")))
 
 
 def map_sites(district: District) -> dict[str, Any]:

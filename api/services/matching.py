@@ -17,10 +17,12 @@ import numpy as np
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from api.services.analysis import analysis_of
 from api.services.eligibility import open_requests_by_team, reasons_against
 from api.storage.models import Position, Team
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category as check_category
+from geo.coverage import attach_positions
 from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
 from geo.walk import enter_each, source_walks
 
@@ -47,8 +49,7 @@ class PositionWalk:
     def from_district(cls, district: District) -> PositionWalk:
         """Run the one Dijkstra over all the district's positions."""
         network = district.network
-        geom = district.positions.geometry
-        sources = network.attach(geom.x.to_numpy(), geom.y.to_numpy())
+        sources = attach_positions(network, district.positions)
         dist = source_walks(network, sources)
         site_ids = district.positions["site_id"].to_numpy(dtype=object)
         return cls(network, site_ids, sources, dist)
@@ -75,21 +76,14 @@ class PositionWalk:
         return enter_each(self.network, self.dist, at, self.sources)[:, 0]
 
 
-_walks: dict[tuple[str, int], PositionWalk] = {}
-_walks_lock = threading.Lock()
-
-
 def position_walk(district: District) -> PositionWalk:
-    """Return the district's :class:`PositionWalk`, computed once per process."""
-    key = (district.name, id(district))
-    walk = _walks.get(key)
-    if walk is None:
-        with _walks_lock:
-            walk = _walks.get(key)
-            if walk is None:
-                walk = PositionWalk.from_district(district)
-                _walks[key] = walk
-    return walk
+    """Return the :class:`PositionWalk` of the district's registry version, computed once.
+
+    Kept by the district's analysis (:mod:`api.services.analysis`): one per registry version
+    and process, made by one thread while the others wait for it.
+    """
+    return analysis_of(district).once("position_walk",
+                                      lambda: PositionWalk.from_district(district))
 
 
 @dataclass(frozen=True)

@@ -10,48 +10,41 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
+from api.services.analysis import analysis_of
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category
-from geo.coverage import offered_categories
+from geo.coverage import attach_positions, offered_categories
 from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
 from geo.walk import enter, node_walk, routes
 
 _DECIMALS = 6
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Prepared:
-    """What every query on one district reuses: the attached positions and their doors."""
+    """What every query on one registry version reuses: the attached positions and their doors."""
 
-    district: District
     network: WalkNetwork
     sites: EdgePositions
     site_xy_m: np.ndarray
     to_wgs: Transformer
 
 
-_PREPARED: dict[int, _Prepared] = {}
-_MAX_PREPARED = 8
-
-
 def _prepare(district: District) -> _Prepared:
-    cached = _PREPARED.get(id(district))
-    if cached is not None and cached.district is district:
-        return cached
-    net = district.network
-    geom = district.positions.geometry
-    lon, lat = geom.x.to_numpy(), geom.y.to_numpy()
-    prepared = _Prepared(
-        district=district,
-        network=net,
-        sites=net.attach(lon, lat),
-        site_xy_m=shapely.get_coordinates(net.to_metric(lon, lat)),
-        to_wgs=Transformer.from_crs(net.crs_metric, "EPSG:4326", always_xy=True),
-    )
-    if len(_PREPARED) >= _MAX_PREPARED:  # keep memory bounded: drop the oldest
-        del _PREPARED[next(iter(_PREPARED))]
-    _PREPARED[id(district)] = prepared
-    return prepared
+    """Return the prepared positions of the district's registry version, made once."""
+
+    def make() -> _Prepared:
+        net = district.network
+        geom = district.positions.geometry
+        lon, lat = geom.x.to_numpy(), geom.y.to_numpy()
+        return _Prepared(
+            network=net,
+            sites=attach_positions(net, district.positions),
+            site_xy_m=shapely.get_coordinates(net.to_metric(lon, lat)),
+            to_wgs=Transformer.from_crs(net.crs_metric, "EPSG:4326", always_xy=True),
+        )
+
+    return analysis_of(district).once("nearest", make)
 
 
 def nearest_positions(

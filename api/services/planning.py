@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -12,39 +11,28 @@ import numpy as np
 import pandas as pd
 
 from api.schemas.planning import PlanningParams
-from api.services.coverage import cell_points, coverage_summary, district_coverage
-from geo import Coverage, District, coverage
-from geo._errors import SitingError
-from geo.categories import CATEGORIES, category
-from geo.coverage import access_stats, category_coverage, category_coverages
-from geo.demand import cell_demand
+from api.services.analysis import analysis_for, analysis_of, pace
+from api.services.coverage import cell_points, coverage_summary
+from geo import Coverage, District
+from geo.categories import CATEGORIES
+from geo.coverage import access_stats, category_coverage
 from geo.gaps import gaps
 from geo.network import WalkNetwork
-from geo.profiles import Profile, network_for_profile, profile
+from geo.profiles import profile
 from geo.service_areas import covered_area, service_areas
-from geo.siting import coverage_with_extra_sites, read_extra_sites, recommend_sites
+from geo.siting import recommend_sites
 
 
-@lru_cache(maxsize=16)
 def demand(district: District, demand_file: str | None = None) -> gpd.GeoDataFrame:
     """Residents per cell (bundled estimate, WorldPop dasymetric, or the user's file)."""
-    return cell_demand(district, demand_file=demand_file)
+    return analysis_for(district).demand(demand_file)
 
 
-@lru_cache(maxsize=16)
 def profile_network(district: District, profile_name: str) -> WalkNetwork:
     """Return the walking network a profile can use (wheelchair: no steps)."""
-    if profile_name == "standard":
-        return district.network
-    return network_for_profile(district, profile_name)
+    return analysis_for(district).profile_network(profile_name)
 
 
-def pace(prof: Profile, walk_m_per_min: float | None) -> float:
-    """Return the pace to use: an explicit one, else the profile's."""
-    return float(walk_m_per_min) if walk_m_per_min else prof.walk_m_per_min
-
-
-@lru_cache(maxsize=64)
 def planning_coverage(
     district: District,
     *,
@@ -54,32 +42,14 @@ def planning_coverage(
     category_code: str | None = None,
     extra_sites: str | None = None,
 ) -> Coverage:
-    """Coverage for a profile, optionally one category and optionally with extra sites."""
-    prof = profile(profile_name)
-    speed = pace(prof, walk_m_per_min)
-    if category_code:
-        category(category_code)
-    if extra_sites:
-        if profile_name != "standard":
-            msg = "--extra-sites is computed on the standard network; drop --profile"
-            raise SitingError(msg)
-        return coverage_with_extra_sites(
-            district, read_extra_sites(extra_sites), category=category_code, minutes=minutes,
-            walk_m_per_min=speed, cell_points=cell_points(district),
-        )
-    net = profile_network(district, profile_name)
-    inside = district.nodes["inside"].to_numpy()
-    if category_code:
-        return category_coverages(
-            net, district.positions, district.cells, teams=district.teams, minutes=minutes,
-            walk_m_per_min=speed, categories=[category_code], inside=inside,
-            cell_points=cell_points(district),
-        )[category_code]
-    if profile_name == "standard":  # the one cached computation the map and CLI share
-        return district_coverage(district, minutes=minutes, walk_m_per_min=speed)
-    return coverage(
-        net, district.positions, district.cells, minutes=minutes, walk_m_per_min=speed,
-        inside=inside, cell_points=cell_points(district),
+    """Coverage for a profile, optionally one category and optionally with extra sites.
+
+    Kept by the district's analysis on its registry version (:meth:`VersionAnalysis.coverage
+    <api.services.analysis.VersionAnalysis.coverage>`), shared by the map, the CLI and the API.
+    """
+    return analysis_of(district).coverage(
+        minutes=minutes, profile_name=profile_name, walk_m_per_min=walk_m_per_min,
+        category_code=category_code, extra_sites=extra_sites,
     )
 
 
@@ -106,15 +76,24 @@ def category_table(
     walk_m_per_min: float | None = None,
     demand_file: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-category F15, weighted mean minutes and Gini, one row per 8+N category."""
+    """Per-category F15, weighted mean minutes and Gini, one row per 8+N category.
+
+    Kept per limit, profile, pace and residents file on the district's registry version.
+    """
     prof = profile(profile_name)
-    table = category_coverage(
-        profile_network(district, profile_name), district.positions, district.cells,
-        demand(district, demand_file), teams=district.teams, minutes=minutes,
-        walk_m_per_min=pace(prof, walk_m_per_min), cell_points=cell_points(district),
-    )
-    rows = json.loads(table.reset_index(names="category").to_json(orient="records"))
-    return [dict(r) for r in rows]
+    speed = pace(prof, walk_m_per_min)
+
+    def make() -> list[dict[str, Any]]:
+        table = category_coverage(
+            profile_network(district, prof.name), district.positions, district.cells,
+            demand(district, demand_file), teams=district.teams, minutes=minutes,
+            walk_m_per_min=speed, cell_points=cell_points(district),
+        )
+        rows = json.loads(table.reset_index(names="category").to_json(orient="records"))
+        return [dict(r) for r in rows]
+
+    key = ("category_table", float(minutes), prof.name, speed, demand_file)
+    return [dict(r) for r in analysis_of(district).memo(key, make)]  # callers may add to rows
 
 
 def gap_areas(
@@ -135,17 +114,20 @@ def gap_areas(
                 positions=district.positions, category=category_code)
 
 
-@lru_cache(maxsize=16)
 def district_service_areas(
     district: District, *, minutes: float = 15.0, profile_name: str = "standard"
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Each position's walking service area and their union."""
+    """Each position's walking service area and their union, kept per limit and profile."""
     prof = profile(profile_name)
-    areas = service_areas(
-        profile_network(district, profile_name), district.positions, minutes=minutes,
-        walk_m_per_min=prof.walk_m_per_min,
-    )
-    return areas, covered_area(areas)
+
+    def make() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        areas = service_areas(
+            profile_network(district, prof.name), district.positions, minutes=minutes,
+            walk_m_per_min=prof.walk_m_per_min,
+        )
+        return areas, covered_area(areas)
+
+    return analysis_of(district).memo(("service_areas", float(minutes), prof.name), make)
 
 
 def recommendations(
@@ -259,17 +241,23 @@ def gaps_collection(district: District, params: PlanningParams) -> dict[str, Any
     )
 
 
-@lru_cache(maxsize=16)
 def service_areas_collection(
     district: District, *, minutes: float = 15.0, profile_name: str = "standard"
 ) -> dict[str, Any]:
     """Service areas as ``GET /service-areas`` answers them, built once per limit and profile."""
-    areas, union = district_service_areas(district, minutes=minutes, profile_name=profile_name)
-    covered = float(union["area_km2"].iloc[0]) if len(union) else 0.0
-    return to_feature_collection(
-        areas, district=district.name, minutes=minutes, profile=profile_name,
-        covered_area_km2=round(covered, 4), demo=True,
-    )
+
+    def make() -> dict[str, Any]:
+        areas, union = district_service_areas(district, minutes=minutes,
+                                              profile_name=profile_name)
+        covered = float(union["area_km2"].iloc[0]) if len(union) else 0.0
+        return to_feature_collection(
+            areas, district=district.name, minutes=minutes, profile=profile_name,
+            covered_area_km2=round(covered, 4), demo=True,
+        )
+
+    # The answer is JSON-encoded by the caller, never modified: shared as it is.
+    return analysis_of(district).memo(
+        ("service_areas_collection", float(minutes), profile_name), make)
 
 
 def recommendations_answer(
