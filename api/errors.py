@@ -44,7 +44,13 @@ from api.services.volunteers import AlreadyRegisteredError, InvalidVolunteerErro
 from api.storage.health import storage_state
 from api.workload import BusyError, ClientGoneError, OverBudgetError
 from geo import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
-from geo._errors import DemandFileError, SitingError, UnknownProfileError
+from geo._errors import (
+    AmbiguousDistrictError,
+    DemandFileError,
+    OutlineError,
+    SitingError,
+    UnknownProfileError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("practice_circle")
@@ -80,6 +86,8 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     InvalidLevelError: (422, "unknown_level", "未知的阵地层级"),
     SitingError: (422, "bad_siting_request", "选址请求无法满足"),
     DemandFileError: (422, "bad_demand_file", "人口数据文件无法使用"),
+    AmbiguousDistrictError: (422, "ambiguous_district", "区县名称不唯一，请注明所属城市或区划代码"),
+    OutlineError: (422, "bad_outline", "区县边界无法使用"),
     # Dispatch (api/services/dispatch_errors.py); their ``extra`` joins the problem body.
     UnauthorizedError: (401, "unauthorized", "未认证"),
     ForbiddenError: (403, "forbidden", "无权执行此操作"),

@@ -29,3 +29,11 @@ class UnknownProfileError(ValueError):
 
 class SitingError(ValueError):
     """A siting request that cannot be met (e.g. more new sites than candidate places)."""
+
+
+class AmbiguousDistrictError(ValueError):
+    """A district name shared by several county-level units (城关区): give the city or adcode."""
+
+
+class OutlineError(ValueError):
+    """An outline file that cannot be read or holds no polygon."""

@@ -42,6 +42,8 @@ from geo.network import (
     walkable_areas,
     walkable_lines,
 )
+from geo.osm_files import cut_osm, fetch_overpass, osm_file_kind
+from geo.outlines import Outline
 from geo.places import PLACE_TAGS, gdal_osm_ids, places_from_features
 from geo.registry import demo_registry
 
@@ -556,28 +558,203 @@ def check_district_name(name: str) -> str:
     return name
 
 
-def import_osm(
-    path: str | Path, name: str, *, cache_dir: Path | None = None, progress: bool = False
+def _refuse_bundled_name(name: str, replace_bundled: bool) -> None:
+    """Refuse an import named after a bundled district unless asked to replace it."""
+    for b in bundled_districts():
+        if b.name == name and not replace_bundled:
+            msg = (f"{name!r} is a bundled district (the bundled extract covers "
+                   f"{b.extract_share:.0%} of it); replace it with the import (--replace) or "
+                   "choose another name (--name)")
+            raise OSMDataError(msg)
+
+
+def _refuse_no_cells(district: District, source: str | Path) -> None:
+    if district.cells.empty:
+        msg = (
+            f"{source}: the walkable ways enclose no area ({district.meta['nodes']} nodes in a "
+            "line or a point), so there is no grid cell to plan for"
+        )
+        raise OSMDataError(msg)
+
+
+def outline_reach(outline: BaseGeometry, margin_m: float = DEFAULT_MARGIN_M) -> BaseGeometry:
+    """Return a WGS84 outline grown by ``margin_m`` metres (what an import keeps around it)."""
+    s = gpd.GeoSeries([outline], crs="EPSG:4326")
+    utm = s.estimate_utm_crs()
+    return polygonal(s.to_crs(utm).buffer(margin_m).to_crs("EPSG:4326").iloc[0])
+
+
+def _county_seat(adcode: str) -> Point | None:
+    if not adcode:
+        return None
+    seats = data.read_county_seats()
+    row = seats[seats["adcode"] == adcode]
+    if not len(row) or pd.isna(row["lon_gcj02"].iloc[0]):
+        return None
+    return Point(gcj02_to_wgs84_xy(float(row["lon_gcj02"].iloc[0]),
+                                   float(row["lat_gcj02"].iloc[0])))
+
+
+def _within_outline(
+    district: District, outline: Outline, margin_m: float, progress: bool
 ) -> District:
-    """Build a district from an OSM XML file and cache it under ``name``.
+    """Rebuild a district on a real outline: the grid and registry cover the part mapped."""
+    footprint = cells_geometry(cells_near_lines(district.edges.geometry))
+    study_area = polygonal(outline.geometry.intersection(footprint))
+    if study_area.is_empty:
+        msg = f"the OSM data maps no street within {district.name}'s outline ({outline.source})"
+        raise OSMDataError(msg)
+    share = _area_share(study_area, outline.geometry)
+    meta: DistrictMeta = {
+        **district.meta,
+        "city": outline.city,
+        "extract_share": share,
+        "extract_note": (f"the OSM data covers {share:.1%} of {district.name}'s outline "
+                         f"({outline.source}); figures describe that part only"),
+        "margin_m": margin_m,
+        "outline_source": outline.source,
+    }
+    with _steps(2, progress, f"fitting {district.name} to its outline") as step:
+        return _assemble(district.name, district.network, district.places, outline.geometry,
+                         study_area, _county_seat(outline.adcode), meta, step)
+
+
+def _import_cut(
+    src: Path,
+    name: str,
+    *,
+    outline: Outline | None,
+    margin_m: float,
+    source: str,
+    cache_dir: Path,
+    progress: bool,
+) -> District:
+    """Cut ``src`` by the outline (or take its network and places whole), build, cache.
+
+    The cut is kept as ``<cache>/osm/<name>.osm``, the district's ``osm_path``: the residents
+    estimate reads its buildings as it reads an imported XML file's.
+    """
+    keep_dir = ensure_private_dir(ensure_private_dir(cache_dir) / "osm")
+    with tempfile.TemporaryDirectory(prefix=".import-", dir=keep_dir) as tmp:
+        cut = Path(tmp) / "cut.osm"
+        reach = None if outline is None else outline_reach(outline.geometry, margin_m)
+        stats = cut_osm(src, cut, area=reach, progress=progress)
+        where = "in the file" if outline is None else (
+            f"within {margin_m:g} m of {name}'s outline ({outline.source})")
+        if stats.highway_ways == 0:
+            msg = (f"{src}: no street or path {where} ({stats.nodes_read:,} nodes read, "
+                   f"{stats.nodes_inside:,} inside); is it the right file?")
+            raise OSMDataError(msg)
+        try:
+            district = build_district_from_xml(cut, name, progress=progress)
+        except OSMDataError as e:
+            msg = str(e).replace(str(cut), f"{src} ({where})")
+            raise OSMDataError(msg) from e
+        if outline is not None:
+            district = _within_outline(district, outline, margin_m, progress)
+        _refuse_no_cells(district, src)
+        keep = keep_dir / f"{name}.osm"
+        district.meta.update({
+            "source": f"{source}, © OpenStreetMap contributors",
+            "source_kind": "osm-xml",
+            "osm_path": str(keep),
+        })
+        save_district(district, cache_dir)
+        os.replace(cut, keep)
+    return district
+
+
+def import_osm(
+    path: str | Path,
+    name: str,
+    *,
+    outline: Outline | None = None,
+    margin_m: float = DEFAULT_MARGIN_M,
+    replace_bundled: bool = False,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> District:
+    """Build a district from an OSM file and cache it under ``name``.
+
+    A plain ``.osm`` file without an outline is read as it is; the district is the extent of
+    its walking network. Any other file (``.osm.pbf``, ``.osm.bz2``), or any file with an
+    outline, is streamed through :func:`geo.osm_files.cut_osm`, which keeps only the ways,
+    places and buildings a district uses (within the outline plus ``margin_m``), so memory
+    follows the district, not the file; the grid and registry then cover the part of the
+    outline the data maps, and ``meta`` states the outline's source and that share.
+
+    Parameters
+    ----------
+    path
+        ``.osm``, ``.osm.bz2`` or ``.osm.pbf`` file.
+    name
+        The new district's name (see :func:`check_district_name`).
+    outline
+        The district's WGS84 outline (:mod:`geo.outlines`); ``None`` imports the whole file.
+    margin_m
+        Network kept beyond the outline, in metres.
+    replace_bundled
+        Allow ``name`` to be a bundled district: the import takes its place in the cache.
+    cache_dir
+        The cache (default :func:`default_cache_dir`).
+    progress
+        Show progress bars.
 
     Raises
     ------
     OSMDataError
-        If the name is refused by :func:`check_district_name` or names a bundled district, or
-        the file cannot be used (see :func:`geo.network.graph_from_osm_xml`), or its walkable
-        ways enclose no grid cell; nothing is written to the cache then.
+        If the name is refused by :func:`check_district_name` or names a bundled district
+        (unless ``replace_bundled``), or the file cannot be used (see
+        :func:`geo.network.graph_from_osm_xml` and :func:`geo.osm_files.cut_osm`), or maps no
+        street in the outline, or its walkable ways enclose no grid cell; nothing is written
+        to the cache then.
     """
     check_district_name(name)
-    if name in {b.name for b in bundled_districts()}:
-        msg = f"{name!r} is a bundled district; choose another name for the import"
-        raise OSMDataError(msg)
-    district = build_district_from_xml(path, name, progress=progress)
-    if district.cells.empty:
-        msg = (
-            f"{path}: the walkable ways enclose no area ({district.meta['nodes']} nodes in a "
-            "line or a point), so there is no grid cell to plan for"
-        )
-        raise OSMDataError(msg)
-    save_district(district, cache_dir)
-    return district
+    _refuse_bundled_name(name, replace_bundled)
+    path = Path(path)
+    kind = osm_file_kind(path)
+    cache_dir = cache_dir or default_cache_dir()
+    if outline is None and kind == "xml":
+        district = build_district_from_xml(path, name, progress=progress)
+        _refuse_no_cells(district, path)
+        save_district(district, cache_dir)
+        return district
+    label = {"pbf": "OSM PBF", "xml": "OSM XML"}.get(kind, f"OSM XML ({kind[4:]})")
+    return _import_cut(path, name, outline=outline, margin_m=margin_m,
+                       source=f"imported {label} {path.name}", cache_dir=cache_dir,
+                       progress=progress)
+
+
+def import_overpass(
+    name: str,
+    *,
+    outline: Outline,
+    url: str,
+    margin_m: float = DEFAULT_MARGIN_M,
+    replace_bundled: bool = False,
+    timeout_s: float = 300.0,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> District:
+    """Build a district from what an Overpass API endpoint holds around its outline.
+
+    The query (:func:`geo.osm_files.overpass_query`) asks for the outline's box plus
+    ``margin_m``; the answer is then cut as :func:`import_osm` cuts a file.
+
+    Raises
+    ------
+    OSMDataError
+        As :func:`import_osm`, and if the endpoint fails (:func:`geo.osm_files.fetch_overpass`).
+    """
+    check_district_name(name)
+    _refuse_bundled_name(name, replace_bundled)
+    cache_dir = cache_dir or default_cache_dir()
+    reach = outline_reach(outline.geometry, margin_m)
+    work = ensure_private_dir(ensure_private_dir(cache_dir) / "osm")
+    with tempfile.TemporaryDirectory(prefix=".overpass-", dir=work) as tmp:
+        raw = fetch_overpass(reach.bounds, Path(tmp) / "overpass.osm", url=url,
+                             timeout_s=timeout_s)
+        day = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+        return _import_cut(raw, name, outline=outline, margin_m=margin_m,
+                           source=f"Overpass API {url} ({day})", cache_dir=cache_dir,
+                           progress=progress)

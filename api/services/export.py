@@ -15,6 +15,17 @@ def export_geopackage(district: District, cov: Coverage, out: Path) -> dict[str,
     ``sites`` carries where each position joins the network: ``edge_u``, ``edge_v``,
     ``edge_offset_m`` (metres from ``edge_u`` along the edge) and ``access_m``.
     """
+    layers = export_layers(district, cov)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.unlink()
+    for name, gdf in layers.items():
+        gdf.to_file(out, layer=name, driver="GPKG")
+    return {k: len(v) for k, v in layers.items()}
+
+
+def export_layers(district: District, cov: Coverage) -> dict[str, gpd.GeoDataFrame]:
+    """Make the layers :func:`export_geopackage` writes (also merged by ``coverage --all``)."""
     net = district.network
     nodes = gpd.GeoDataFrame(
         {
@@ -58,10 +69,4 @@ def export_geopackage(district: District, cov: Coverage, out: Path) -> dict[str,
     )
     cells = district.cells.merge(cov.cells, left_on="cell_id", right_index=True)
     cells = cells.assign(nearest_site=cells["nearest_site"].astype(str))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.unlink()
-    layers = {"nodes": nodes, "edges": edges, "sites": sites, "cells": cells}
-    for name, gdf in layers.items():
-        gdf.to_file(out, layer=name, driver="GPKG")
-    return {k: len(v) for k, v in layers.items()}
+    return {"nodes": nodes, "edges": edges, "sites": sites, "cells": cells}
