@@ -728,7 +728,9 @@ app.add_typer(users_app, name="users")
 
 @users_app.command("create")
 def users_create(
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(Role)}")],
+    role: Annotated[str, typer.Option(
+        help=f"One of {', '.join(r for r in Role if r != Role.VOLUNTEER)} (volunteers register "
+             "through POST /volunteers)")],
     name: Annotated[str, typer.Option(help="Display name")],
     team: Annotated[str | None, typer.Option(help="Team id, for role team only")] = None,
     district: DistrictOpt = DEFAULT_DISTRICT,

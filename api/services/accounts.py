@@ -177,7 +177,17 @@ def user_info(user: User) -> dict[str, Any]:
 def create_account(
     database_url: str, district: District, *, role: str, name: str, team_id: str | None = None
 ) -> tuple[dict[str, Any], str]:
-    """Create a user in a database (migrated and seeded first); return it and its token."""
+    """Create a user in a database (migrated and seeded first); return it and its token.
+
+    Raises
+    ------
+    ValueError
+        As :func:`create_user`, and for role ``volunteer``: volunteers register with their
+        phone number (``POST /volunteers``), which makes their profile with the account.
+    """
+    if role == Role.VOLUNTEER:
+        msg = "volunteers register themselves (POST /volunteers, with a phone number)"
+        raise ValueError(msg)
     prepare_database(database_url, district)
     with session_maker(database_url)() as session:
         user, token = create_user(session, role=role, name=name, team_id=team_id)

@@ -31,3 +31,6 @@ def test_users_create_prints_a_working_token(
     res = runner.invoke(app, ["users", "create", "--role", "resident", "--name", "x",
                               "--team", "nope", "--database-url", db, "--cache", str(cache_dir)])
     assert res.exit_code == 2
+    res = runner.invoke(app, ["users", "create", "--role", "volunteer", "--name", "x",
+                              "--database-url", db, "--cache", str(cache_dir)])
+    assert res.exit_code == 2 and "POST /volunteers" in res.output
