@@ -34,10 +34,12 @@ from geo.grid import (
     polygonal,
 )
 from geo.network import (
+    MAX_IMPORT_SPAN_KM,
     WalkNetwork,
     graph_from_lines,
     graph_from_osm_xml,
     simplify_walk_graph,
+    span_km,
     walk_network,
     walkable_areas,
     walkable_lines,
@@ -50,7 +52,7 @@ from geo.registry import demo_registry
 DEFAULT_DISTRICT = "小店区"
 #: Network kept beyond each outline so residents near it may walk to a position across it.
 DEFAULT_MARGIN_M = 1000.0
-CACHE_FORMAT = 6
+CACHE_FORMAT = 7
 _LAYERS = ("nodes", "edges", "positions", "cells", "places", "outline")
 
 
@@ -367,16 +369,18 @@ def build_bundled_district(
         return _assemble(name, network, places, b.outline, study_area, b.seat, meta, step)
 
 
-def build_district_from_xml(path: str | Path, name: str, *, progress: bool = False) -> District:
+def build_district_from_xml(path: str | Path, name: str, *, progress: bool = False,
+                            max_span_km: float = MAX_IMPORT_SPAN_KM) -> District:
     """Build a district from any OSM XML export; its extent is the walking network's hull.
 
     Raises
     ------
     OSMDataError
-        If the file is not usable OSM XML or has no walkable ways.
+        If the file is not usable OSM XML, has no walkable ways, or they spread wider than
+        ``max_span_km`` (see :func:`geo.network.graph_from_osm_xml`).
     """
     with _steps(5, progress, f"importing {name}") as step:
-        G = simplify_walk_graph(graph_from_osm_xml(path))
+        G = simplify_walk_graph(graph_from_osm_xml(path, max_span_km=max_span_km))
         network = walk_network(G)
         step("network")
         try:
@@ -646,7 +650,10 @@ def _import_cut(
                    f"{stats.nodes_inside:,} inside); is it the right file?")
             raise OSMDataError(msg)
         try:
-            district = build_district_from_xml(cut, name, progress=progress)
+            # A real outline bounds the district: a western county may span 300 km.
+            span = MAX_IMPORT_SPAN_KM if reach is None else max(
+                MAX_IMPORT_SPAN_KM, *span_km(*reach.bounds)) + 1.0
+            district = build_district_from_xml(cut, name, progress=progress, max_span_km=span)
         except OSMDataError as e:
             msg = str(e).replace(str(cut), f"{src} ({where})")
             raise OSMDataError(msg) from e

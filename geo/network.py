@@ -41,6 +41,11 @@ _SEPARATE_SIDEWALK_KEYS = ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewa
 # Tags the filter reads (kept on edges; a reader that cuts a file down keeps at least these and
 # ``name``; ``type`` marks a multipolygon relation).
 _WALK_TAGS = ("highway", "area", "access", "foot", "service", "type", *_SEPARATE_SIDEWALK_KEYS)
+#: Tags that lift a way off the ground or put it under it (read by :func:`is_elevated`).
+LEVEL_TAGS = ("bridge", "tunnel", "covered", "layer")
+# ``tunnel`` values of ways still at street level: a passage through a building is entered from
+# the street (and the building) beside it.
+_GROUND_TUNNELS = frozenset({"no", "building_passage"})
 _HSTORE_ESCAPE = re.compile(r"\\(.)")
 _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 #: A position farther than this from every walkable street is out of the district's area: the
@@ -123,6 +128,56 @@ def is_walkable(tags: Mapping[str, Any]) -> bool:
     if closed and not foot & _FOOT_ALLOWED:
         return False
     return not any(re.search("separate", _tag(tags, k)) for k in _SEPARATE_SIDEWALK_KEYS)
+
+
+def _level_values(tags: Mapping[str, Any], key: str) -> set[str]:
+    """Return a tag's values as :func:`_values` does; a list (osmnx merged ways) counts each."""
+    value = tags.get(key)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return {v for item in value for v in _values({key: item}, key)}
+    return _values(tags, key)
+
+
+def _off_layer_zero(layers: set[str]) -> bool:
+    for value in layers:
+        try:
+            if float(value) != 0:
+                return True
+        except ValueError:
+            continue  # "layer=high" says nothing usable
+    return False
+
+
+def is_elevated(tags: Mapping[str, Any]) -> bool:
+    """Tell whether a way is off the ground: walked along, but not stepped onto from beside it.
+
+    A bridge (``bridge`` other than ``no``), a tunnel (``tunnel`` other than ``no`` or
+    ``building_passage``, a passage at street level), or a ``covered`` way on a ``layer`` other
+    than 0. ``layer`` alone does not count: it only orders ways drawn over each other. Values
+    may be lists (an osmnx graph merged several ways) or ``;``-separated: any one counts.
+
+    Parameters
+    ----------
+    tags
+        The way's OSM tags (or an edge's attributes); missing or empty values count as absent.
+    """
+    if _level_values(tags, "bridge") - {"no"}:
+        return True
+    if _level_values(tags, "tunnel") - _GROUND_TUNNELS:
+        return True
+    covered = _level_values(tags, "covered") - {"no"}
+    return bool(covered) and _off_layer_zero(_level_values(tags, "layer"))
+
+
+def _any_true(value: Any) -> bool:
+    """Read an edge's ``elevated`` attribute; a list (edges merged by osmnx) if any is true."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_any_true(v) for v in value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    if isinstance(value, str):  # read back from a text format such as GraphML
+        return value.strip().lower() in {"true", "1", "yes"}
+    return bool(value)
 
 
 def is_pedestrian_area(tags: Mapping[str, Any]) -> bool:
@@ -230,7 +285,7 @@ def _add_area_crossings(G: nx.MultiDiGraph, areas: list[_Area]) -> int:
         inside = shapely.covers(area.polygon.buffer(_AREA_TOLERANCE_DEG), segments)
         length = ox.distance.great_circle(xy[i, 1], xy[i, 0], xy[j, 1], xy[j, 0])
         attrs = {"osmid": area.osmid, "highway": area.highway, "name": area.name, "area": "yes",
-                 "across": True}
+                 "across": True, "elevated": False}
         for a, b, ok, d in zip(i.tolist(), j.tolist(), inside.tolist(), length.tolist(),
                                strict=True):
             u, v = entrances[a], entrances[b]
@@ -251,12 +306,14 @@ def graph_from_lines(
     an identical coordinate; every vertex becomes a node and every segment an edge, walkable in
     both directions. Joining only at way ends would lose most of the network. Pedestrian areas
     add their rings as walkable edges and straight crossings between the ways that meet them
-    (see :func:`walkable_areas`).
+    (see :func:`walkable_areas`). Every edge says whether its way is ``elevated``
+    (:func:`is_elevated`, from ``other_tags`` and any :data:`LEVEL_TAGS` columns).
 
     Parameters
     ----------
     lines
-        Walkable ways (WGS84 LineStrings) with ``osm_id``, ``highway`` and ``name``.
+        Walkable ways (WGS84 LineStrings) with ``osm_id``, ``highway`` and ``name``; GDAL's
+        ``other_tags`` if there is one.
     areas
         Pedestrian areas (WGS84 polygons) with ``osm_id``, ``highway`` and ``name``, as
         :func:`walkable_areas` gives them.
@@ -298,12 +355,15 @@ def graph_from_lines(
     osm_ids = lines["osm_id"].astype("int64").to_numpy()
     highways = lines["highway"].to_numpy()
     names = lines["name"].fillna("").to_numpy()
+    elevated = _lines_elevated(lines)
     if areas is not None and len(areas):
         osm_ids = np.concatenate([osm_ids, areas["osm_id"].astype("int64").to_numpy()])
         highways = np.concatenate([highways, areas["highway"].to_numpy()])
         names = np.concatenate([names, areas["name"].fillna("").to_numpy()])
+        elevated = np.concatenate([elevated, np.zeros(len(areas), bool)])
     for a, b, i, d in zip(u.tolist(), v.tolist(), w.tolist(), length.tolist(), strict=True):
-        attrs = {"osmid": int(osm_ids[i]), "highway": highways[i], "name": names[i], "length": d}
+        attrs = {"osmid": int(osm_ids[i]), "highway": highways[i], "name": names[i], "length": d,
+                 "elevated": bool(elevated[i])}
         if i >= n_lines:
             attrs["area"] = "yes"
         G.add_edge(a, b, reversed=False, **attrs)
@@ -321,6 +381,20 @@ def graph_from_lines(
         _add_area_crossings(G, found)
     G.remove_nodes_from(list(nx.isolates(G)))
     return G
+
+
+def _lines_elevated(lines: gpd.GeoDataFrame) -> np.ndarray:
+    """:func:`is_elevated` for each row of a lines layer (``other_tags`` and level columns)."""
+    if "other_tags" in lines:
+        tags = [parse_other_tags(t) for t in lines["other_tags"]]
+    else:
+        tags = [{} for _ in range(len(lines))]
+    for key in LEVEL_TAGS:
+        if key in lines:
+            for t, value in zip(tags, lines[key], strict=True):
+                if _tag({key: value}, key):
+                    t[key] = value
+    return np.fromiter((is_elevated(t) for t in tags), dtype=bool, count=len(tags))
 
 
 def _shown(value: str, limit: int = 40) -> str:
@@ -484,7 +558,14 @@ def check_osm_xml(path: str | Path) -> None:
         raise OSMDataError(msg)
 
 
-def _check_extent(path: Path, G: nx.MultiDiGraph) -> None:
+def span_km(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
+    """Return the width and height in km of a WGS84 box (at its middle latitude)."""
+    mid = (y0 + y1) / 2
+    return ((x1 - x0) * _KM_PER_DEGREE * math.cos(math.radians(mid)),
+            (y1 - y0) * _KM_PER_DEGREE)
+
+
+def _check_extent(path: Path, G: nx.MultiDiGraph, *, max_span_km: float) -> None:
     """Refuse walkable ways spread wider than a district, or beyond the UTM latitudes."""
     xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)], dtype=float)
     (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
@@ -493,11 +574,10 @@ def _check_extent(path: Path, G: nx.MultiDiGraph) -> None:
         msg = (f"{path}: the walkable ways lie at latitude {mid:.2f}, outside the "
                f"{_UTM_LATITUDES[0]:g}..{_UTM_LATITUDES[1]:g} that a UTM zone covers")
         raise OSMDataError(msg)
-    wide = (x1 - x0) * _KM_PER_DEGREE * math.cos(math.radians(mid))
-    high = (y1 - y0) * _KM_PER_DEGREE
-    if max(wide, high) > MAX_IMPORT_SPAN_KM:
+    wide, high = span_km(x0, y0, x1, y1)
+    if max(wide, high) > max_span_km:
         msg = (f"{path}: the walkable ways span {wide:,.0f} km x {high:,.0f} km; an import is "
-               f"limited to {MAX_IMPORT_SPAN_KM:g} km a side (is a node's lon/lat wrong?)")
+               f"limited to {max_span_km:g} km a side (is a node's lon/lat wrong?)")
         raise OSMDataError(msg)
 
 
@@ -586,24 +666,30 @@ def _pedestrian_areas(path: Path, G: nx.MultiDiGraph) -> list[_Area]:
     return [a for a in areas if not a.polygon.is_empty]
 
 
-def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
+def graph_from_osm_xml(
+    path: str | Path, *, max_span_km: float = MAX_IMPORT_SPAN_KM
+) -> nx.MultiDiGraph:
     """Read an OSM XML file into an unsimplified walking graph (walk filter applied).
+
+    ``max_span_km`` bounds the walkable ways' box on each side: a district, not a province
+    (an import cut by a county's outline passes the outline's own span, which bounds it then).
 
     Ways pass :func:`is_walkable`; pedestrian areas (:func:`is_pedestrian_area`: closed ways,
     and multipolygon relations whose member ways the file holds) are walked along their rings
-    and straight across between the ways that meet them.
+    and straight across between the ways that meet them. Every edge says whether its way is
+    ``elevated`` (:func:`is_elevated`).
 
     Raises
     ------
     OSMDataError
         If the file is missing, empty, not OSM XML, truncated, or refused by
         :func:`check_osm_xml`; or if it has no walkable ways, or they span more than
-        :data:`MAX_IMPORT_SPAN_KM` or lie where no UTM zone applies.
+        ``max_span_km`` or lie where no UTM zone applies.
     """
     path = Path(path)
     check_osm_xml(path)  # osmnx's own XML readers are handed only a file that passed this
     old_tags = list(ox.settings.useful_tags_way)
-    ox.settings.useful_tags_way = sorted({*old_tags, *_WALK_TAGS})
+    ox.settings.useful_tags_way = sorted({*old_tags, *_WALK_TAGS, *LEVEL_TAGS})
     try:
         G = ox.graph_from_xml(path, bidirectional=True, simplify=False, retain_all=True)
     except Exception as e:  # osmnx raises a variety of errors for odd inputs
@@ -619,20 +705,26 @@ def graph_from_osm_xml(path: str | Path) -> nx.MultiDiGraph:
         if not is_walkable(d) and d.get("osmid") not in outline
     ]
     G.remove_edges_from(drop)
+    for _, _, d in G.edges(data=True):
+        d["elevated"] = is_elevated(d)
     _add_area_crossings(G, areas)
     G.remove_nodes_from(list(nx.isolates(G)))
     if G.number_of_edges() == 0:
         msg = f"{path}: no walkable ways in the file"
         raise OSMDataError(msg)
-    _check_extent(path, G)
+    _check_extent(path, G, max_span_km=max_span_km)
     return G
 
 
 def simplify_walk_graph(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """Keep the largest connected component, simplify with osmnx and measure edges in metres."""
+    """Keep the largest connected component, simplify with osmnx and measure edges in metres.
+
+    A bridge's or tunnel's ends stay nodes (osmnx ``edge_attrs_differ``), so each simplified
+    edge is wholly ``elevated`` or wholly on the ground.
+    """
     G = ox.truncate.largest_component(G, strongly=False)
     if "simplified" not in G.graph:
-        G = ox.simplify_graph(G)
+        G = ox.simplify_graph(G, edge_attrs_differ=["elevated"])
     return G
 
 
@@ -657,7 +749,8 @@ class WalkNetwork:
     """An undirected walking network held both as GeoDataFrames and as CSR arrays.
 
     Build it with :func:`walk_network`; ``nodes`` is indexed by ``osmid`` and ``edges`` has one
-    row per street segment with ``u``, ``v``, ``key``, ``length`` (metres) and a WGS84 geometry.
+    row per street segment with ``u``, ``v``, ``key``, ``length`` (metres), ``elevated`` (a
+    bridge or tunnel, see :func:`is_elevated`; absent means none) and a WGS84 geometry.
     """
 
     nodes: gpd.GeoDataFrame
@@ -722,8 +815,19 @@ class WalkNetwork:
         return self._edge_geoms_metric
 
     @cached_property
-    def _segments(self) -> _SegmentIndex:
-        return _SegmentIndex(self._edge_geoms_metric)
+    def elevated(self) -> np.ndarray:
+        """Per edge, whether it is a bridge or a tunnel (:func:`is_elevated`)."""
+        if "elevated" not in self.edges:
+            return np.zeros(len(self.edges), bool)
+        return self.edges["elevated"].map(_any_true).to_numpy(dtype=bool)
+
+    @cached_property
+    def _ground(self) -> _EdgeSubset:
+        return _EdgeSubset(self._edge_geoms_metric, np.flatnonzero(~self.elevated))
+
+    @cached_property
+    def _raised(self) -> _EdgeSubset:
+        return _EdgeSubset(self._edge_geoms_metric, np.flatnonzero(self.elevated))
 
     @cached_property
     def bounds_metric(self) -> tuple[float, float, float, float]:
@@ -741,12 +845,16 @@ class WalkNetwork:
     ) -> EdgePositions:
         """Attach WGS84 positions to the nearest point on the nearest street edge.
 
+        Bridges and tunnels (:attr:`elevated` edges) are left out: nobody steps onto one from
+        beside it. A position takes the nearest of them only when no other street is within
+        ``max_access_m`` (else :data:`MAX_ACCESS_M`), so none is left unattached.
+
         Parameters
         ----------
         lon, lat
             Position coordinates in degrees.
         max_access_m
-            Refuse positions farther than this from any street.
+            Refuse positions farther than this from any street (bridges and tunnels included).
 
         Raises
         ------
@@ -758,7 +866,17 @@ class WalkNetwork:
         # Far from the district's metric zone the projection has no answer (inf): such a point
         # is as far from every street as can be, not a crash.
         far = ~(np.isfinite(x) & np.isfinite(y))
-        edge, frac, access = self._segments.nearest(np.where(far, 0.0, x), np.where(far, 0.0, y))
+        x, y = np.where(far, 0.0, x), np.where(far, 0.0, y)
+        edge, frac, access = self._ground.nearest(x, y)
+        reach = MAX_ACCESS_M if max_access_m is None else max_access_m
+        alone = np.flatnonzero(access > reach)  # no ground street within reach
+        if len(alone) and len(self._raised.ids):
+            edge2, frac2, access2 = self._raised.nearest(x[alone], y[alone])
+            closer = access2 < access[alone]
+            lifted = alone[closer]
+            edge[lifted], frac[lifted], access[lifted] = (
+                edge2[closer], frac2[closer], access2[closer]
+            )
         access = np.where(far, np.inf, access)
         if max_access_m is not None and len(access) and np.any(access > max_access_m):
             bad = int(np.argmax(access))
@@ -785,7 +903,9 @@ class WalkNetwork:
         away: its nearest edge (exactly as :meth:`attach`) and every other edge at most
         ``snap_m`` farther from the point than that one, each at its own nearest point with
         its own access walk. A walk to the point then takes the best of them
-        (:func:`geo.walk.best_of`). With ``snap_m=0`` this is :meth:`attach`.
+        (:func:`geo.walk.best_of`). With ``snap_m=0`` this is :meth:`attach`. Bridges and
+        tunnels are not among the others, unless :meth:`attach` had to take one (no other
+        street within reach): then every edge counts.
 
         Parameters
         ----------
@@ -816,8 +936,10 @@ class WalkNetwork:
         bound = nearest.access_m + snap_m
         ok = np.flatnonzero(np.isfinite(bound))
         geoms = self._edge_geoms_metric
-        pi, ei = self._segments.fallback.query(pts[ok], predicate="dwithin", distance=bound[ok])
-        pi = ok[pi]
+        pi, ei = self._ground.within(pts[ok], bound[ok])
+        lifted = ok[self.elevated[nearest.edge[ok]]]
+        pi2, ei2 = self._raised.within(pts[lifted], bound[lifted])
+        pi, ei = np.concatenate([ok[pi], lifted[pi2]]), np.concatenate([ei, ei2])
         other = ei != nearest.edge[pi]
         pi, ei = pi[other], ei[other]
         access = shapely.distance(pts[pi], geoms[ei])
@@ -834,6 +956,28 @@ class WalkNetwork:
         geom = points.geometry.to_crs("EPSG:4326")
         pts = shapely.point_on_surface(geom.to_numpy())
         return self.attach(shapely.get_x(pts), shapely.get_y(pts))
+
+
+class _EdgeSubset:
+    """A :class:`_SegmentIndex` over some edges, answering with the network's edge numbers."""
+
+    def __init__(self, geoms: np.ndarray, ids: np.ndarray) -> None:
+        self.ids = ids
+        self.index = _SegmentIndex(geoms[ids]) if len(ids) else None
+
+    def nearest(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each point's nearest edge of the subset, fraction along it, distance (inf: none)."""
+        if self.index is None:
+            return np.zeros(len(x), np.int64), np.zeros(len(x)), np.full(len(x), np.inf)
+        edge, frac, dist = self.index.nearest(x, y)
+        return self.ids[edge], frac, dist
+
+    def within(self, pts: np.ndarray, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every (point, edge) pair of the subset at most ``distance`` (per point) apart."""
+        if self.index is None or len(pts) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        pi, ei = self.index.fallback.query(pts, predicate="dwithin", distance=distance)
+        return pi, self.ids[ei]
 
 
 class _SegmentIndex:
@@ -920,12 +1064,18 @@ def walk_network(G: nx.MultiDiGraph) -> WalkNetwork:
     nodes, edges = ox.convert.graph_to_gdfs(Gu)
     edges = edges.reset_index()
     keep = [
-        c for c in ("u", "v", "key", "osmid", "highway", "name", "length", "geometry") if c in edges
+        c for c in ("u", "v", "key", "osmid", "highway", "name", "length", "elevated", "geometry")
+        if c in edges
     ]
     edges = edges[keep].copy()
     for col in ("osmid", "highway", "name"):
         if col in edges:
             edges[col] = edges[col].map(_flatten)
+    # A graph built elsewhere may lack the flag (no bridges known) or hold merged lists.
+    edges["elevated"] = (
+        edges["elevated"].map(_any_true).to_numpy(dtype=bool) if "elevated" in edges
+        else np.zeros(len(edges), bool)
+    )
     nodes = nodes[["x", "y", "geometry"]].copy()
     nodes.index.name = "osmid"
     crs_metric = edges.estimate_utm_crs()

@@ -38,7 +38,8 @@ def graph_with_sources(network: WalkNetwork, sources: EdgePositions) -> sparse.c
 
     Each virtual node leads to both ends of its edge (access walk plus the walk along the edge);
     nothing leads into it, so no route passes through a source. Where both ends are one node
-    (a loop), csgraph keeps the shorter of the two entries.
+    (a loop), csgraph keeps the shorter of the two entries. A caller searching repeatedly from
+    the same sources can build it once (:func:`node_walk` takes it as ``graph``).
     """
     csr = network.csr
     n, s = network.n_nodes, len(sources)
@@ -68,7 +69,13 @@ class NodeWalk:
         return self.walk_m / walk_m_per_min
 
 
-def node_walk(network: WalkNetwork, sources: EdgePositions, *, limit_m: float = np.inf) -> NodeWalk:
+def node_walk(
+    network: WalkNetwork,
+    sources: EdgePositions,
+    *,
+    limit_m: float = np.inf,
+    graph: sparse.csr_matrix | None = None,
+) -> NodeWalk:
     """Walk from many sources at once (one multi-source Dijkstra) to every node.
 
     Parameters
@@ -79,21 +86,34 @@ def node_walk(network: WalkNetwork, sources: EdgePositions, *, limit_m: float = 
         Source positions attached to edges (their access walk is included).
     limit_m
         Stop searching beyond this distance; farther nodes get ``inf`` and source ``-1``.
+    graph
+        :func:`graph_with_sources` of ``network`` and ``sources``, when the caller keeps it for
+        repeated searches from the same sources (default: built for this call).
+
+    Raises
+    ------
+    ValueError
+        If ``graph`` does not have one node per network node and source.
     """
-    n = network.n_nodes
-    if len(sources) == 0:
+    n, s = network.n_nodes, len(sources)
+    if graph is not None and graph.shape != (n + s, n + s):
+        msg = f"graph has shape {graph.shape}, not {(n + s, n + s)} (nodes and sources)"
+        raise ValueError(msg)
+    if s == 0:
         inf = np.full(n, np.inf)
         return NodeWalk(inf, np.full(n, -1), np.full(n, -9999))
-    graph = graph_with_sources(network, sources)
+    if graph is None:
+        graph = graph_with_sources(network, sources)
     dist, pred, src = dijkstra(
         graph,
         directed=True,
-        indices=np.arange(n, n + len(sources)),
+        indices=np.arange(n, n + s),
         min_only=True,
         return_predecessors=True,
         limit=limit_m,
     )
-    source = np.where(src[:n] >= 0, src[:n] - n, -1)
+    source = src[:n] - n  # virtual source nodes come after the n nodes; unreached: -9999 - n
+    np.maximum(source, -1, out=source)
     return NodeWalk(dist[:n], source, pred)
 
 

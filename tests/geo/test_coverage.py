@@ -12,9 +12,9 @@ import pytest
 import shapely
 
 import geo
-from geo.coverage import coverage, walk_minutes
+from geo.coverage import coverage, position_walk_minutes, walk_minutes
 from geo.grid import CellPoints
-from geo.network import EdgePositions, WalkNetwork
+from geo.network import MAX_ACCESS_M, EdgePositions, WalkNetwork
 
 TOL_M = 1e-6
 
@@ -39,10 +39,21 @@ def _metric_points(district: geo.District, lon: np.ndarray, lat: np.ndarray) -> 
     return pts.to_crs(district.meta["crs_metric"]).to_numpy()
 
 
+def attachable(district: geo.District, dist: np.ndarray) -> np.ndarray:
+    """Keep the distances (points x edges) to the streets a point may attach to, others inf.
+
+    No bridge or tunnel while a ground street is within MAX_ACCESS_M, else every street.
+    """
+    raised = district.edges["elevated"].to_numpy(dtype=bool)
+    ground = np.where(raised[None, :], np.inf, dist)
+    return np.where((ground.min(axis=1) <= MAX_ACCESS_M)[:, None], ground, dist)
+
+
 def check_attach(district: geo.District, edges_m: np.ndarray, pts_m: np.ndarray,
                  at: EdgePositions) -> None:
     """Brute force: the attached edge is a nearest edge, at the attached distance and offset."""
-    dist = shapely.distance(pts_m[:, None], edges_m[None, :])  # every point to every edge
+    # every point to every edge it may attach to
+    dist = attachable(district, shapely.distance(pts_m[:, None], edges_m[None, :]))
     nearest = dist.min(axis=1)
     np.testing.assert_allclose(at.access_m, nearest, rtol=0, atol=TOL_M)
     rows = np.arange(len(pts_m))
@@ -183,8 +194,15 @@ def test_attach_random_points_is_exact(
                            rng.uniform(y0 - pad, y1 + pad, 4000))
     ll = gpd.GeoSeries(pts_m, crs=district.meta["crs_metric"]).to_crs("EPSG:4326")
     at = network.attach(ll.x.to_numpy(), ll.y.to_numpy())
-    tree = shapely.STRtree(edges_m)
-    (_, _), nearest = tree.query_nearest(pts_m, return_distance=True, all_matches=False)
+    raised = district.edges["elevated"].to_numpy(dtype=bool)
+    (_, _), anywhere = shapely.STRtree(edges_m).query_nearest(
+        pts_m, return_distance=True, all_matches=False)
+    (_, _), ground = shapely.STRtree(edges_m[~raised]).query_nearest(
+        pts_m, return_distance=True, all_matches=False)
+    # A bridge or tunnel only when no ground street is within reach.
+    nearest = np.where(ground <= MAX_ACCESS_M, ground, anywhere)
+    assert (ground > anywhere + 1).sum() > 10  # points the rule moves
+    assert not raised[at.edge[ground <= MAX_ACCESS_M]].any()
     np.testing.assert_allclose(at.access_m, nearest, rtol=0, atol=1e-6)
     np.testing.assert_allclose(shapely.distance(pts_m, edges_m[at.edge]), nearest,
                                rtol=0, atol=1e-6)
@@ -319,6 +337,47 @@ def test_no_sites_means_unreachable(network: WalkNetwork) -> None:
     assert len(walk) == network.n_nodes
     assert np.isinf(walk["walk_m"]).all()
     assert (walk["nearest"] == -1).all()
+
+
+def test_repeated_walk_minutes_on_one_registry(network: WalkNetwork,
+                                               district: geo.District) -> None:
+    """Snapping and source graph kept: the frame pandas would build from a fresh search."""
+    pos = district.positions
+    geom = pos.geometry
+    nodes = geo.node_walk(network, network.attach(geom.x.to_numpy(), geom.y.to_numpy()))
+    pace = 1000.0 / 15.0
+    expected = pd.DataFrame(
+        {"walk_m": nodes.walk_m, "walk_minutes": nodes.walk_m / pace, "nearest": nodes.source},
+        index=pd.Index(network.node_ids, name="osmid"),
+    )
+    assert np.isfinite(expected["walk_m"]).all()
+    first = position_walk_minutes(network, pos)
+    pd.testing.assert_frame_equal(first, expected, check_exact=True)
+    pd.testing.assert_frame_equal(position_walk_minutes(network, pos.copy()), expected,
+                                  check_exact=True)
+    # Each call's frame is its own: changing one leaves the next calls alone.
+    first.loc[first.index[:10], "walk_m"] = -1.0
+    first.columns.name = "changed"
+    again = position_walk_minutes(network, pos)
+    pd.testing.assert_frame_equal(again, expected, check_exact=True)
+    assert again.columns.name is None
+
+
+def test_repeated_coverage_on_one_registry(network: WalkNetwork, district: geo.District,
+                                           cov: geo.Coverage) -> None:
+    inside = district.nodes["inside"].to_numpy()
+    again = coverage(network, district.positions, district.cells, inside=inside)
+    for got, want in ((again.nodes, cov.nodes), (again.cells, cov.cells),
+                      (again.points, cov.points)):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    # Site ids typed as pandas types them; the inside flags are the frame's own copy.
+    ids = pd.Series(district.positions["site_id"].to_numpy(dtype=object))
+    assert again.nodes["nearest_site"].dtype == ids.dtype
+    again.nodes.loc[again.nodes.index[0], "inside"] = not inside[0]
+    assert district.nodes["inside"].to_numpy()[0] == inside[0]
+    pd.testing.assert_frame_equal(
+        coverage(network, district.positions, district.cells, inside=inside).nodes, cov.nodes,
+        check_exact=True)
 
 
 # ----------------------------------------------------------------------------------- pace

@@ -15,7 +15,14 @@ import shapely
 import data
 import geo
 from geo.district import check_district_name, import_osm
-from geo.network import graph_from_lines, graph_from_osm_xml, is_walkable, parse_other_tags
+from geo.network import (
+    MAX_IMPORT_SPAN_KM,
+    graph_from_lines,
+    graph_from_osm_xml,
+    is_walkable,
+    parse_other_tags,
+    span_km,
+)
 
 # Hand-written from OSM tagging practice (osmnx's documented "walk" network, with the rules of
 # docs/walk-filter.md), deliberately not reusing the regular expressions of geo.network.
@@ -337,3 +344,24 @@ def test_import_osm_real_file_round_trips(tmp_path: Path, osm_xml: Path) -> None
     # Importing again replaces the district atomically and leaves no temporary folders.
     import_osm(osm_xml, "学清路", cache_dir=tmp_path)
     assert sorted(p.name for p in (tmp_path / "districts").iterdir()) == ["学清路"]
+
+
+def test_span_limit_is_a_district_unless_an_outline_bounds_it(
+    tmp_path: Path, osm_xml: Path
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(osm_xml).getroot()
+    walk_ref = next(nd.get("ref") for w in root.iter("way")
+                    if any(t.get("k") == "highway" and t.get("v") == "residential"
+                           for t in w.iter("tag")) for nd in w.iter("nd"))
+    node = next(n for n in root.iter("node") if n.get("id") == walk_ref)
+    node.set("lon", f"{float(node.get('lon', '0')) + 1.6:.7f}")  # ~135 km east
+    far = tmp_path / "far.osm"
+    ET.ElementTree(root).write(far, encoding="utf-8", xml_declaration=True)
+    with pytest.raises(geo.OSMDataError, match=f"{MAX_IMPORT_SPAN_KM:g} km a side"):
+        graph_from_osm_xml(far)
+    wide, _ = span_km(116.35, 40.0, 117.95, 40.0)
+    assert 130 < wide < 140
+    G = graph_from_osm_xml(far, max_span_km=wide + 5)
+    assert int(walk_ref or 0) in G.nodes

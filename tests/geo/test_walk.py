@@ -14,6 +14,7 @@ from geo.walk import (
     best_of,
     enter,
     enter_each,
+    graph_with_sources,
     node_walk,
     reach,
     routes,
@@ -76,7 +77,7 @@ def nx_point_walks(district: geo.District, sources: EdgePositions,
         join(("s", i), int(sources.edge[i]), sources.offset_m[i], sources.access_m[i])
     for j in range(len(targets)):
         join(("t", j), int(targets.edge[j]), targets.offset_m[j], targets.access_m[j])
-        for i in np.flatnonzero(sources.edge == targets.edge[j]):  # along the shared edge
+        for i in np.flatnonzero(sources.edge == targets.edge[j]).tolist():  # along the edge
             w = abs(targets.offset_m[j] - sources.offset_m[i]) + sources.access_m[i] + \
                 targets.access_m[j]
             G.add_edge(("s", int(i)), ("t", j), w=float(w))
@@ -106,6 +107,30 @@ def test_source_walks_are_networkx_per_site(network: WalkNetwork, sources: EdgeP
     rows = np.vstack([d for _, d in searches(network, sources, limit_m=500.0, batch_size=7)])
     np.testing.assert_array_equal(rows, cut)
     assert source_walks(network, EdgePositions(*(np.empty(0),) * 3)).shape == (0, network.n_nodes)
+
+
+def test_node_walk_on_a_kept_graph(network: WalkNetwork, sources: EdgePositions,
+                                   ref: Reference) -> None:
+    """A source graph built once (as coverage keeps it per registry) gives the same searches."""
+    graph = graph_with_sources(network, sources)
+    expected = ref.by_site.min(axis=0)
+    for limit in (np.inf, 500.0):
+        fresh = node_walk(network, sources, limit_m=limit)
+        kept = node_walk(network, sources, limit_m=limit, graph=graph)
+        np.testing.assert_array_equal(kept.walk_m, fresh.walk_m)
+        np.testing.assert_array_equal(kept.source, fresh.source)
+        np.testing.assert_array_equal(kept.predecessor, fresh.predecessor)
+        # Against networkx: each node's walk, a source at that walk, -1 beyond the limit.
+        near = expected <= limit - TOL_M
+        far = expected > limit + TOL_M
+        np.testing.assert_allclose(kept.walk_m[near], expected[near], rtol=0, atol=TOL_M)
+        np.testing.assert_allclose(ref.by_site[kept.source[near], np.flatnonzero(near)],
+                                   expected[near], rtol=0, atol=TOL_M)
+        assert np.isinf(kept.walk_m[far]).all() and (kept.source[far] == -1).all()
+        assert far.any() == np.isfinite(limit)
+    with pytest.raises(ValueError, match="graph has shape"):  # built for other sources
+        node_walk(network, EdgePositions(sources.edge[:3], sources.offset_m[:3],
+                                         sources.access_m[:3]), graph=graph)
 
 
 def test_enter_each_matches_networkx(network: WalkNetwork, sources: EdgePositions,
