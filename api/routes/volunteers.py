@@ -77,7 +77,7 @@ def my_certificate(district: DistrictDep, session: ReadSessionDep,
 @router.get("/leaderboard/volunteers", response_model=Ranking)
 def ranking(
     district: DistrictDep, session: ReadSessionDep,
-    month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+    month: Annotated[str | None, Query(pattern=r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$",
                                        description="YYYY-MM; default: all time")] = None,
     by: Annotated[str, Query(pattern="^(volunteer|team)$")] = "volunteer",
     limit: Annotated[int, Query(ge=1, le=200)] = 20,

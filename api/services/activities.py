@@ -173,7 +173,10 @@ def list_activities(
     UnknownCategoryError, OutOfAreaError
     """
     start = as_utc(start) if start else utcnow()
-    end = as_utc(end) if end else start + DEFAULT_HORIZON
+    try:
+        end = as_utc(end) if end else start + DEFAULT_HORIZON
+    except OverflowError:  # a `from` in the year 9999
+        end = datetime.max.replace(tzinfo=start.tzinfo)
     if category_code:
         category(category_code)
     stmt = (select(Activity, Position).join(Position, Position.site_id == Activity.site_id)

@@ -208,3 +208,11 @@ def test_ended_activities_take_no_signups(
     problem(client.post(f"/activities/{past.json()['id']}/signups", headers=auth),
             409, "activity_closed")
     assert past.json()["id"] not in [i["id"] for i in client.get("/activities").json()["items"]]
+
+
+def test_extreme_windows_are_answered(client: TestClient) -> None:  # noqa: F811
+    for params in ({"from": "9999-12-31T00:00:00Z"}, {"from": "0001-01-01T00:00:00Z"},
+                   {"to": "0001-01-01T00:00:00"}, {"from": "2026-12-01T08:00:00+08:00"}):
+        r = client.get("/activities", params=params)
+        assert r.status_code == 200, (params, r.text)
+        assert client.get("/activities.ics", params=params).status_code == 200

@@ -94,3 +94,10 @@ def test_backfills_wait_for_an_admin_then_count_with_points_and_stars(
     assert "&lt;b&gt;队员&lt;/b&gt;" in page.text and "<b>队员</b>" not in page.text
     assert f"{hours:g}" in page.text and "一星级" in page.text
     assert "重复录入" not in page.text  # rejected lines are not listed
+
+
+def test_ranking_months_are_checked(client: TestClient) -> None:  # noqa: F811
+    for month in ("0000-01", "2026-13", "2026-1", "9999-12"):
+        r = client.get("/leaderboard/volunteers", params={"month": month})
+        assert r.status_code == 422, (month, r.text)
+    assert client.get("/leaderboard/volunteers", params={"month": "2026-12"}).status_code == 200
