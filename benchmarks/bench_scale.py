@@ -91,7 +91,7 @@ from scipy.sparse.csgraph import dijkstra
 from shapely.geometry import shape
 
 from geo.categories import CATEGORY_CODES
-from geo.coverage import category_coverages, coverage, walk_minutes
+from geo.coverage import category_coverages, coverage, position_walk_minutes, walk_minutes
 from geo.grid import CellPoints, cell_samples, grid_cells
 from geo.network import WalkNetwork
 
@@ -460,8 +460,12 @@ def run_child(kind: str, n_target: int, seed: int) -> dict[str, Any]:
         peaks[name] = mem.call_peak_mb(fn)
 
     # The kernel and walk_minutes always get a warm-up: the first search pays page faults.
+    def repeated() -> Any:  # the service's call: snapping and source graph kept per registry
+        return position_walk_minutes(net, positions)
+
     timed("kernel", kernel, **{**runs, "warmup": 1})
     timed("walk_minutes", ours, **{**runs, "warmup": 1})
+    timed("walk_minutes_repeated", repeated, **{**runs, "warmup": 1})
 
     # Ours with the positions exactly at the kernel's site nodes gives the kernel's distances.
     xs, ys = net.nodes["x"].to_numpy()[sites], net.nodes["y"].to_numpy()[sites]
@@ -511,7 +515,7 @@ def spawn_child(kind: str, n: int, seed: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- the report
 
 
-COLUMNS = ("kernel", "walk_minutes", "coverage",
+COLUMNS = ("kernel", "walk_minutes", "walk_minutes_repeated", "coverage",
            *(f"categories_{c}" for c in CATEGORY_COUNTS))
 
 
@@ -519,6 +523,7 @@ def label(col: str) -> str:
     if col.startswith("categories_"):
         return f"{col.split('_')[1]} cat."
     return {"kernel": "scipy kernel", "walk_minutes": "walk_minutes",
+            "walk_minutes_repeated": "repeated (one registry)",
             "coverage": "coverage"}[col]
 
 
@@ -607,15 +612,18 @@ def goals(kind: str, rows: list[dict[str, Any]], exps: dict[str, float | None]) 
     if ok:
         top = max(ok, key=lambda r: r["nodes"])
         ratio = top["times_s"]["walk_minutes"] / top["times_s"]["kernel"]
+        kept = top["times_s"].get("walk_minutes_repeated", float("nan")) / top["times_s"]["kernel"]
         out["largest_nodes"] = top["nodes"]
         out["largest_ratio_to_kernel"] = round(ratio, 3)
+        out["largest_ratio_to_kernel_repeated"] = round(kept, 3)
         reached = top["nodes"] >= 900_000
-        met = ratio <= 2.0
-        out["kernel_met"] = met if reached else None
+        out["kernel_met"] = (ratio <= 2.0) if reached else None
+        out["kernel_met_repeated"] = (kept <= 2.0) if reached else None
+        verdict = {True: "met", False: "MISSED", None: "not measured (below 10^6 nodes)"}
         console.print(
-            f"goal, {kind}: walk_minutes within 2× the kernel at 10^6 nodes: "
-            f"{ratio:.2f}× at {top['nodes']:,} nodes: "
-            + (("met" if met else "MISSED") if reached else "not measured (below 10^6 nodes)"))
+            f"goal, {kind}: within 2× the kernel at 10^6 nodes ({top['nodes']:,} nodes): "
+            f"walk_minutes snapping each call {ratio:.2f}× ({verdict[out['kernel_met']]}); "
+            f"repeated on one registry {kept:.2f}× ({verdict[out['kernel_met_repeated']]})")
     return out
 
 

@@ -497,6 +497,22 @@ class _OSMXMLCheck:
         self.stack.pop()
 
 
+def require_data_file(path: Path) -> None:
+    """Refuse a path that is no file, or an empty one, with a one-line reason.
+
+    Raises
+    ------
+    OSMDataError
+        Naming the path.
+    """
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise OSMDataError(msg)
+    if path.stat().st_size == 0:
+        msg = f"{path}: the file is empty"
+        raise OSMDataError(msg)
+
+
 def check_osm_xml(path: str | Path) -> None:
     """Read an OSM XML file once, streaming, and refuse what should not reach osmnx's readers.
 
@@ -512,12 +528,7 @@ def check_osm_xml(path: str | Path) -> None:
         Naming the file, the line and what is wrong.
     """
     path = Path(path)
-    if not path.is_file():
-        msg = f"{path}: no such file"
-        raise OSMDataError(msg)
-    if path.stat().st_size == 0:
-        msg = f"{path}: the file is empty"
-        raise OSMDataError(msg)
+    require_data_file(path)
     parser = expat.ParserCreate(encoding="UTF-8")  # whatever the file declares
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     check = _OSMXMLCheck(path, parser)

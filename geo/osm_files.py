@@ -42,7 +42,7 @@ from shapely.geometry.base import BaseGeometry
 from tqdm.auto import tqdm
 
 from geo._errors import OSMDataError
-from geo.network import is_pedestrian_area
+from geo.network import is_pedestrian_area, require_data_file
 from geo.places import PLACE_KINDS, PLACE_TAGS, place_kind
 
 #: Way keys a district uses beside places: the network (any highway; the walk filter decides
@@ -240,12 +240,7 @@ def cut_osm(
         If the file is missing or empty, or libosmium cannot read it.
     """
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        msg = f"{src}: no such file"
-        raise OSMDataError(msg)
-    if src.stat().st_size == 0:
-        msg = f"{src}: the file is empty"
-        raise OSMDataError(msg)
+    require_data_file(src)
     stats = CutStats()
     started = time.perf_counter()
     bar = tqdm(total=5, desc=f"reading {src.name}", disable=not progress, unit="pass",

@@ -6,7 +6,6 @@ tests/api/dispatch/test_reliability.py; here the rules, one request at a time, o
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,26 +24,11 @@ from tests.api.dispatch.conftest import (  # noqa: F401
     postgis_url,
 )
 from tests.api.dispatch.helpers import Actors
-
-PROBLEM = "application/problem+json"
-_numbers = itertools.count(2000)
-
-
-def problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    assert r.json()["code"] == code
-    return dict(r.json())
-
-
-def volunteer(c: TestClient, name: str = "志愿者") -> tuple[int, dict[str, str]]:
-    r = c.post("/volunteers", json={"name": name, "phone": f"1371234{next(_numbers):04d}"})
-    assert r.status_code == 201, r.text
-    return r.json()["volunteer"]["id"], {"Authorization": f"Bearer {r.json()['token']}"}
+from tests.api.helpers import new_volunteer, problem
 
 
 def leader_of(c: TestClient, actors: Actors, team_id: str) -> dict[str, str]:  # noqa: F811
-    vid, auth = volunteer(c, "队长")
+    vid, auth = new_volunteer(c, "队长")
     r = c.post(f"/teams/{team_id}/members", headers=actors.user("admin"),
                json={"volunteer_id": vid, "leader": True})
     assert r.status_code == 201, r.text
@@ -77,7 +61,7 @@ def test_leaders_and_admins_publish_others_cannot(
     assert r.headers["location"] == f"/activities/{made['id']}"
     assert client.get(r.headers["location"]).json()["theme"] == "敬老月"
 
-    _, plain = volunteer(client)
+    _, plain = new_volunteer(client)
     problem(client.post("/activities", headers=plain, json=activity(site)), 403, "forbidden")
     problem(client.post("/activities", headers=actors.resident(), json=activity(site)),
             403, "forbidden")
@@ -164,7 +148,7 @@ def test_signups_fill_then_waitlist_then_promote_in_order(
     leader = leader_of(client, actors, team)
     site = str(district.positions["site_id"].iloc[0])
     aid = client.post("/activities", headers=leader, json=activity(site, capacity=2)).json()["id"]
-    people = [volunteer(client, f"志愿者{i}") for i in range(5)]
+    people = [new_volunteer(client, f"志愿者{i}") for i in range(5)]
     states = []
     for _, auth in people:
         r = client.post(f"/activities/{aid}/signups", headers=auth)
@@ -204,7 +188,7 @@ def test_ended_activities_take_no_signups(
     site = str(district.positions["site_id"].iloc[0])
     past = client.post("/activities", headers=admin, json=activity(site, hours_ahead=-5))
     assert past.status_code == 201, past.text
-    _, auth = volunteer(client)
+    _, auth = new_volunteer(client)
     problem(client.post(f"/activities/{past.json()['id']}/signups", headers=auth),
             409, "activity_closed")
     assert past.json()["id"] not in [i["id"] for i in client.get("/activities").json()["items"]]

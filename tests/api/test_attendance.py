@@ -7,7 +7,6 @@ let through. The detour is found with networkx on the district's edges, not with
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,9 +31,7 @@ from tests.api.dispatch.conftest import (  # noqa: F401
     postgis_url,
 )
 from tests.api.dispatch.helpers import Actors
-
-PROBLEM = "application/problem+json"
-_numbers = itertools.count(3000)
+from tests.api.helpers import new_volunteer, problem
 
 
 @dataclass(frozen=True)
@@ -76,17 +73,8 @@ def site(district: geo.District) -> Site:
     raise AssertionError("no position with a detour across a barrier in the district")
 
 
-def problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    assert r.json()["code"] == code
-    return dict(r.json())
 
 
-def volunteer(c: TestClient) -> tuple[int, dict[str, str]]:
-    r = c.post("/volunteers", json={"name": "签到志愿者", "phone": f"1351234{next(_numbers):04d}"})
-    assert r.status_code == 201, r.text
-    return r.json()["volunteer"]["id"], {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 def publish(c: TestClient, admin: dict[str, str], site_id: str, *, starts_in_min: float,
@@ -120,7 +108,7 @@ def test_the_code_rotates_and_an_old_or_forged_one_fails(
     png = client.get(f"/activities/{aid}/checkin-code", headers=admin, params={"image": "png"})
     assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
 
-    _, me = volunteer(client)
+    _, me = new_volunteer(client)
     assert client.post(f"/activities/{aid}/signups", headers=me).json()["state"] == "confirmed"
     problem(client.get(f"/activities/{aid}/checkin-code", headers=me), 403, "forbidden")
     old, _ = current_code(aid, at=datetime.now(UTC) - 2 * period)
@@ -142,7 +130,7 @@ def test_a_walk_across_a_barrier_is_too_far_though_the_crow_flies_close(
     admin = actors.user("admin")
     aid = publish(client, admin, site.site_id, starts_in_min=-10)
     code = client.get(f"/activities/{aid}/checkin-code", headers=admin).json()["code"]
-    _, me = volunteer(client)
+    _, me = new_volunteer(client)
     client.post(f"/activities/{aid}/signups", headers=me)
 
     body = problem(client.post(f"/activities/{aid}/checkins", headers=me,
@@ -165,8 +153,8 @@ def test_only_confirmed_volunteers_check_in_and_only_in_the_window(
     admin = actors.user("admin")
     full = publish(client, admin, site.site_id, starts_in_min=-10, capacity=1)
     code = client.get(f"/activities/{full}/checkin-code", headers=admin).json()["code"]
-    _, first = volunteer(client)
-    _, second = volunteer(client)
+    _, first = new_volunteer(client)
+    _, second = new_volunteer(client)
     client.post(f"/activities/{full}/signups", headers=first)
     assert client.post(f"/activities/{full}/signups",
                        headers=second).json()["state"] == "waitlisted"
@@ -188,7 +176,7 @@ def test_checkout_credits_the_hours_within_the_window_and_points(
     admin = actors.user("admin")
     aid = publish(client, admin, site.site_id, starts_in_min=-60, hours=3)
     code = client.get(f"/activities/{aid}/checkin-code", headers=admin).json()["code"]
-    vid, me = volunteer(client)
+    vid, me = new_volunteer(client)
     client.post(f"/activities/{aid}/signups", headers=me)
     problem(client.post(f"/activities/{aid}/checkouts", headers=me, json=at(site.near, code)),
             409, "attendance_state")  # no check-in yet

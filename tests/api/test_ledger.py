@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -20,22 +18,7 @@ from tests.api.dispatch.conftest import (  # noqa: F401
     postgis_url,
 )
 from tests.api.dispatch.helpers import Actors
-
-PROBLEM = "application/problem+json"
-_numbers = itertools.count(4000)
-
-
-def problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    assert r.json()["code"] == code
-    return dict(r.json())
-
-
-def volunteer(c: TestClient, name: str) -> tuple[int, dict[str, str]]:
-    r = c.post("/volunteers", json={"name": name, "phone": f"1341234{next(_numbers):04d}"})
-    assert r.status_code == 201, r.text
-    return r.json()["volunteer"]["id"], {"Authorization": f"Bearer {r.json()['token']}"}
+from tests.api.helpers import new_volunteer, problem
 
 
 def test_backfills_wait_for_an_admin_then_count_with_points_and_stars(
@@ -43,9 +26,9 @@ def test_backfills_wait_for_an_admin_then_count_with_points_and_stars(
 ) -> None:
     team = actors.new_team("culture")
     admin = actors.user("admin")
-    leader_id, leader = volunteer(client, "队长")
-    member_id, member = volunteer(client, "<b>队员</b>")
-    _, outsider = volunteer(client, "旁人")
+    leader_id, leader = new_volunteer(client, "队长")
+    member_id, member = new_volunteer(client, "<b>队员</b>")
+    _, outsider = new_volunteer(client, "旁人")
     for vid, lead in ((leader_id, True), (member_id, False)):
         assert client.post(f"/teams/{team}/members", headers=admin,
                            json={"volunteer_id": vid, "leader": lead}).status_code == 201

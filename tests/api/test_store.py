@@ -6,9 +6,6 @@ run through a real server in tests/api/dispatch/test_reliability.py.
 
 from __future__ import annotations
 
-import itertools
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 import geo
@@ -25,21 +22,12 @@ from tests.api.dispatch.conftest import (  # noqa: F401
     postgis_url,
 )
 from tests.api.dispatch.helpers import Actors
-
-PROBLEM = "application/problem+json"
-_numbers = itertools.count(5000)
-
-
-def problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    assert r.json()["code"] == code
-    return dict(r.json())
+from tests.api.helpers import new_phone, problem
 
 
 def rich_volunteer(c: TestClient, db: str, hours: float) -> tuple[int, dict[str, str]]:  # noqa: F811
     """A volunteer credited with ``hours`` (and their points) through the ledger service."""
-    r = c.post("/volunteers", json={"name": "兑换者", "phone": f"1331234{next(_numbers):04d}"})
+    r = c.post("/volunteers", json={"name": "兑换者", "phone": new_phone()})
     assert r.status_code == 201, r.text
     vid = r.json()["volunteer"]["id"]
     if hours:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
@@ -22,11 +21,10 @@ from tests.api.dispatch.conftest import (  # noqa: F401
     postgis_url,
 )
 from tests.api.dispatch.helpers import Actors
+from tests.api.helpers import new_phone, problem
 
-PROBLEM = "application/problem+json"
 #: The worked example of GB 11643-1999 (appendix): its check character is X.
 GB_EXAMPLE_ID = "11010519491231002X"
-_numbers = itertools.count(1000)
 
 
 def check_character(first17: str) -> str:
@@ -39,21 +37,11 @@ def check_character(first17: str) -> str:
 MONTH_13 = "11010519491331002" + check_character("11010519491331002")
 
 
-def phone() -> str:
-    return f"1391234{next(_numbers):04d}"
-
-
 def register(c: TestClient, **extra: Any) -> Any:
-    body = {"name": "王志愿", "phone": phone(), "categories": ["health"], **extra}
+    body = {"name": "王志愿", "phone": new_phone(), "categories": ["health"], **extra}
     return c.post("/volunteers", json=body)
 
 
-def problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body = r.json()
-    assert body["code"] == code
-    return body
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -67,7 +55,7 @@ def test_the_standards_example_is_valid() -> None:
 def test_register_masks_phone_and_encrypts_the_id_card(
     client: TestClient, db: str,  # noqa: F811
 ) -> None:
-    number = phone()
+    number = new_phone()
     r = register(client, phone=f"+86 {number[:3]}-{number[3:7]}-{number[7:]}",
                  id_card=GB_EXAMPLE_ID)
     assert r.status_code == 201, r.text
@@ -116,7 +104,7 @@ def test_bad_registrations_are_refused_in_chinese(
 def test_a_phone_registers_once_per_district(
     client: TestClient, db: str,  # noqa: F811
 ) -> None:
-    number = phone()
+    number = new_phone()
     assert register(client, phone=number).status_code == 201
     problem(register(client, phone=number, name="另一人"), 409, "already_registered")
 
@@ -127,7 +115,7 @@ def test_only_admins_and_the_teams_leader_see_the_whole_phone(
 ) -> None:
     team_id = actors.new_team("health")
     admin = actors.user("admin")
-    numbers = [phone() for _ in range(3)]
+    numbers = [new_phone() for _ in range(3)]
     made = [register(client, phone=n, name=f"队员{i}").json() for i, n in enumerate(numbers)]
     leader, member, outsider = (m["volunteer"]["id"] for m in made)
     tokens = [bearer(m["token"]) for m in made]
