@@ -28,7 +28,7 @@ from api.services.keys import secret_key
 from api.services.registry import check_categories
 from api.services.requests_view import mask_contact
 from api.settings import get_settings
-from api.storage.models import Team, TeamMember, User, Volunteer
+from api.storage.models import Team, TeamMember, User, Volunteer, as_utc
 from geo import District
 
 
@@ -166,7 +166,7 @@ def volunteer_public(session: Session, volunteer: Volunteer, viewer: User | None
         "categories": [c for c in volunteer.categories.split(",") if c],
         "teams": [{"team_id": m.team_id, "name": names.get(m.team_id, ""), "leader": m.leader}
                   for m in members],
-        "created_at": volunteer.created_at,
+        "created_at": as_utc(volunteer.created_at),
     }
 
 

@@ -70,6 +70,7 @@ def test_register_masks_phone_and_encrypts_the_id_card(
     again = client.get("/volunteers/me", headers=bearer(body["token"]))
     assert again.status_code == 200, again.text
     assert again.json()["phone"] == me["phone"] and again.json()["categories"] == ["health"]
+    assert again.json()["created_at"] == me["created_at"]  # UTC, read back from either database
     assert number not in again.text and GB_EXAMPLE_ID not in again.text
 
     with session_maker(db)() as s:
