@@ -6,10 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,6 +18,7 @@ from typer.testing import CliRunner
 
 import geo
 from geo.district import load_district
+from tests.overpass_replay import replay_server
 
 CLI = [sys.executable, "-m", "api.cli"]
 #: West half of the bundled extract's <bounds> (the CAU campus and Xueqing Road).
@@ -126,34 +124,11 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str, tmp_path: Path
     assert res.exit_code == 2 and message in res.output
 
 
-class _Replay(BaseHTTPRequestHandler):
-    answer = b""
-    queries: list[str] = []  # noqa: RUF012 - one list per test, set by the fixture
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        self.queries.append(urllib.parse.parse_qs(body)["data"][0])
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.answer)))
-        self.end_headers()
-        self.wfile.write(self.answer)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def overpass_url(osm_xml: Path) -> Iterator[tuple[str, list[str]]]:
     """A real server on loopback answering every query with the bundled extract."""
-    queries: list[str] = []
-    handler = type("H", (_Replay,), {"answer": osm_xml.read_bytes(), "queries": queries})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api/interpreter", queries
-    finally:
-        server.shutdown()
-        server.server_close()
+    with replay_server(osm_xml.read_bytes()) as replay:
+        yield replay.url, replay.queries
 
 
 def test_overpass_endpoint_comes_from_settings(

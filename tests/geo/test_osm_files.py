@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import bz2
-import threading
-import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,6 +25,7 @@ from geo.district import import_osm, import_overpass, outline_reach
 from geo.osm_files import cut_osm, osm_file_kind
 from geo.outlines import Outline, county_outline
 from geo.places import place_kind
+from tests.overpass_replay import Replay, replay_server
 
 NAME = "学清路"
 # The shared data beside the repository (../shared/data/PROVENANCE.md).
@@ -266,46 +264,18 @@ def test_bundled_name_needs_replace(files: dict[str, Path], tmp_path: Path) -> N
 # ------------------------------------------------------------------------ Overpass, replayed
 
 
-class Replay(BaseHTTPRequestHandler):
-    """Answers every POST with the recorded file (or a set status) and keeps the query."""
-
-    answer: bytes = b""
-    status: int = 200
-    queries: list[str] = []  # noqa: RUF012 - shared by the server's handler instances
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        type(self).queries.append(urllib.parse.parse_qs(body)["data"][0])
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/osm3s+xml")
-        self.send_header("Content-Length", str(len(self.answer)))
-        self.end_headers()
-        self.wfile.write(self.answer)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def overpass(osm_xml: Path) -> Iterator[type[Replay]]:
     """A real HTTP server on loopback replaying the bundled extract as Overpass's answer."""
-    handler = type("Handler", (Replay,), {"answer": osm_xml.read_bytes(), "queries": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}/api/interpreter"  # type: ignore[attr-defined]
-    try:
-        yield handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with replay_server(osm_xml.read_bytes()) as replay:
+        yield replay
 
 
 def test_overpass_import_asks_for_the_outline_box_and_cuts_the_same(
     overpass: type[Replay], osm_xml: Path, tmp_path: Path
 ) -> None:
     area = Outline(name="", geometry=box(116.345, 39.998, 116.352, 40.008), source="test box")
-    url = overpass.url  # type: ignore[attr-defined]
+    url = overpass.url
     d = import_overpass("学清-overpass", outline=area, url=url, margin_m=200,
                         cache_dir=tmp_path / "a")
     (query,) = overpass.queries
@@ -327,7 +297,7 @@ def test_overpass_import_asks_for_the_outline_box_and_cuts_the_same(
 
 def test_overpass_errors_are_named(overpass: type[Replay], tmp_path: Path) -> None:
     area = Outline(name="", geometry=box(116.345, 39.998, 116.352, 40.008), source="test box")
-    url = overpass.url  # type: ignore[attr-defined]
+    url = overpass.url
     overpass.status = 429
     with pytest.raises(OSMDataError, match="429"):
         import_overpass("x", outline=area, url=url, cache_dir=tmp_path)
