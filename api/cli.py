@@ -898,6 +898,42 @@ def registry_export(
     typer.echo(f"wrote {n} open positions of {d.name} to {out} ({datum.value})")
 
 
+notify_app = typer.Typer(help="The notifications outbox and its webhook.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("deliver")
+def notify_deliver(
+    once: Annotated[bool, typer.Option("--once", help="One pass over the due events, then exit")]
+    = False,
+    database_url: DatabaseOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Post due outbox events (and activity reminders) to the webhook, signed; retry failures."""
+    from api.services import outbox
+    from api.storage.session import migrate, session_maker
+
+    settings = _settings(cache, database_url)
+    if not settings.webhook_url or not settings.webhook_secret:
+        fail("set PRACTICE_CIRCLE_WEBHOOK_URL and PRACTICE_CIRCLE_WEBHOOK_SECRET first")
+    url = settings.resolved_database_url
+    migrate(url)
+    factory = session_maker(url)
+    if once:
+        outbox.remind_due(factory)
+        done = outbox.deliver_due(factory, settings.webhook_url, settings.webhook_secret)
+        typer.echo(f"delivered {done.delivered}, to retry {done.failed}")
+        return
+    thread, stop = outbox.start_thread(factory, settings.webhook_url, settings.webhook_secret,
+                                       poll_s=settings.webhook_poll_s)
+    try:
+        while thread.is_alive():
+            thread.join(1.0)
+    except KeyboardInterrupt:
+        stop.set()
+        thread.join(outbox.POST_TIMEOUT_S + 1)
+
+
 def main() -> None:
     """Entry point."""
     app()

@@ -28,8 +28,10 @@ from api.routes import (
     volunteers,
 )
 from api.routes import map as map_routes
+from api.services import outbox
 from api.services.dispatch_setup import prepare_dispatch
 from api.settings import get_settings
+from api.storage.session import session_maker
 from api.workload import WorkLimiter
 
 
@@ -42,9 +44,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_dispatch(served.current(name))
     app.state.work = WorkLimiter({n: served.base(n) for n in served.names},
                                  slots=settings.expensive_slots, budget_s=settings.work_budget_s)
+    stop = None
+    if settings.webhook_url:  # the outbox is filled either way; sent only with a webhook
+        _, stop = outbox.start_thread(session_maker(settings.resolved_database_url),
+                                      settings.webhook_url, settings.webhook_secret,
+                                      poll_s=settings.webhook_poll_s)
     try:
         yield
     finally:
+        if stop is not None:
+            stop.set()
         app.state.work.close()
 
 

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     checkin_walk_minutes: float = Field(default=5.0, gt=0, le=30)
     #: Points a volunteer earns per approved service hour (积分).
     points_per_hour: int = Field(default=10, ge=0, le=1000)
+    #: Webhook that outbox events (order moves, waitlist promotions) are posted to. Empty:
+    #: events are kept in the outbox and nothing is sent.
+    webhook_url: str = ""
+    #: Key signing each delivery (``X-Signature: sha256=<hex HMAC-SHA256 of the body>``).
+    webhook_secret: str = ""
+    #: Seconds between looks for due events when the outbox is idle.
+    webhook_poll_s: float = Field(default=5.0, gt=0, le=3600)
 
     @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_writes_per_address")
     @classmethod

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.domain import Role, SignupState
+from api.services import outbox
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
 from api.services.matching import position_walk
 from api.services.volunteers import led_teams, volunteer_of
@@ -275,6 +276,11 @@ def cancel_signup(session: Session, district: District, activity_id: int, *,
         if promoted is not None and not activity.cancelled:
             promoted.state, promoted.updated_at = SignupState.CONFIRMED, now
             activity.confirmed += 1
+            outbox.record(session, "signup.promoted",
+                          {"activity_id": activity.id, "volunteer_id": promoted.volunteer_id,
+                           "state": str(SignupState.CONFIRMED), "district": district.name},
+                          f"活动「{activity.title}」空出名额，你已由候补转为"
+                          f"「{SignupState.CONFIRMED.zh}」", at=now)
         else:
             promoted = None
     session.flush()

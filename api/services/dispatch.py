@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.domain import RequestState, Role
 from api.schemas.dispatch import DispatchBody, RequestCreate
+from api.services import outbox
 from api.services.dispatch_errors import ForbiddenError
 from api.services.idempotency import Outcome, fingerprint, run_once
 from api.services.leaderboard import hours_points, review_points
@@ -68,6 +69,9 @@ def create_request(
             request_id=req.id, action="create", from_state=None, to_state=RequestState.SUBMITTED,
             actor_id=user.id, actor_role=user.role, note="", at=now,
         ))
+        outbox.record_request(session, request_id=req.id, action="create",
+                              state=RequestState.SUBMITTED, team_id=None,
+                              district=district.name, at=now)
         session.flush()
         return Outcome(201, present(session, req, user), f"/requests/{req.id}")
 

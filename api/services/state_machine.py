@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.domain import RequestState, Role
+from api.services import outbox
 from api.services.dispatch_errors import InvalidTransitionError
 from api.storage.models import ServiceRequest, Transition, User, utcnow
 
@@ -108,5 +109,7 @@ def move(
         request_id=req.id, action=spec.name, from_state=req.state, to_state=spec.target,
         actor_id=user.id, actor_role=user.role, team_id=team_id or req.team_id, note=note, at=now,
     ))
+    outbox.record_request(session, request_id=req.id, action=spec.name, state=spec.target,
+                          team_id=team_id or req.team_id, district=req.district, at=now)
     session.flush()
     session.refresh(req)

@@ -449,3 +449,24 @@ class Redemption(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     picked_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     picked_up_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class OutboxEvent(Base):
+    """A notification written in the same transaction as the change it tells of (outbox).
+
+    A deliverer posts it to the configured webhook until it is answered 2xx (at least once);
+    ``event_id`` lets the receiver drop repeats.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text, doc="JSON object")
+    message_zh: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)

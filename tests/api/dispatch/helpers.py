@@ -23,6 +23,7 @@ from api.storage.models import (
     Attendance,
     HoursEntry,
     IdempotencyRecord,
+    OutboxEvent,
     PointsEntry,
     PointsLine,
     Redemption,
@@ -63,7 +64,7 @@ def drop_postgres_database(url: str) -> None:
 def reset(url: str, district: geo.District) -> None:
     """Delete every user, request and test team; put the demo teams back as seeded."""
     with session_maker(url)() as s:
-        for model in (IdempotencyRecord, PointsEntry, Review, Transition, PointsLine,
+        for model in (OutboxEvent, IdempotencyRecord, PointsEntry, Review, Transition, PointsLine,
                       Redemption, Reward, HoursEntry, Attendance, Signup, Activity, TeamMember,
                       Volunteer):
             s.execute(delete(model))
