@@ -8,7 +8,12 @@ categories are geography and live in :mod:`geo.registry` and :mod:`geo.categorie
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
 from enum import StrEnum
+
+#: Beijing time, in which residents and volunteers read every date (China keeps no daylight
+#: saving, so a fixed offset needs no time-zone database).
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 class RequestState(StrEnum):

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import io
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import segno
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.domain import Role, SignupState
+from api.domain import BEIJING, Role, SignupState
 from api.services.activities import find_activity, walk_minutes_from
 from api.services.dispatch_errors import DispatchError, ForbiddenError
 from api.services.keys import secret_key
@@ -37,8 +37,6 @@ from geo import District
 #: Characters of a check-in code (Crockford-like: no 0/O or 1/I to misread).
 CODE_LENGTH = 6
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-#: Beijing time, for the times a refusal names (China keeps no daylight saving).
-_BEIJING = timezone(timedelta(hours=8))
 
 
 class CheckinError(DispatchError):
@@ -137,7 +135,7 @@ def _verify(session: Session, district: District, activity: Activity, *, code: s
     now, grace = utcnow(), timedelta(minutes=settings.checkin_grace_minutes)
     start, end = as_utc(activity.starts_at), as_utc(activity.ends_at)
     if activity.cancelled or not start - grace <= now <= end + grace:
-        opens, closes = (start - grace).astimezone(_BEIJING), (end + grace).astimezone(_BEIJING)
+        opens, closes = (start - grace).astimezone(BEIJING), (end + grace).astimezone(BEIJING)
         msg = f"不在活动签到时间内（北京时间 {opens:%m-%d %H:%M} 至 {closes:%m-%d %H:%M}）"
         raise OutsideWindowError(msg, starts_at=start.isoformat(), ends_at=end.isoformat())
     minutes = walk_minutes_from(district, lon, lat).get(activity.site_id, math.inf)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment
 
+from api.domain import BEIJING
+
 _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-_BEIJING = timezone(timedelta(hours=8))
 _TEMPLATE = _ENV.from_string("""<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -60,7 +61,7 @@ def certificate_html(record: dict[str, Any], *, district: str, phone: str, teams
     for e in reversed(record["entries"]):
         if e["state"] != "approved":
             continue
-        when = (e["decided_at"] or e["created_at"]).astimezone(_BEIJING)
+        when = (e["decided_at"] or e["created_at"]).astimezone(BEIJING)
         what = titles.get(e["activity_id"], "") if e["activity_id"] else ""
         label = {"activity": "活动", "correction": "更正", "backfill": "补录"}[e["kind"]]
         lines.append({"date": f"{when:%Y-%m-%d}", "what": f"{label} {what}".strip(),
@@ -68,4 +69,4 @@ def certificate_html(record: dict[str, Any], *, district: str, phone: str, teams
     return _TEMPLATE.render(
         name=record["name"], phone=phone, district=district, hours=f"{record['hours']:g}",
         star_name=record["star_name"], teams=teams, lines=lines,
-        issued=f"{datetime.now(_BEIJING):%Y年%m月%d日}")
+        issued=f"{datetime.now(BEIJING):%Y年%m月%d日}")

@@ -28,14 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.domain import RequestState, SignupState
+from api.domain import BEIJING, RequestState, SignupState
 from api.storage.models import Activity, OutboxEvent, Position, Signup, as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,6 @@ BASE_BACKOFF_S = 5.0
 MAX_BACKOFF_S = 3600.0
 #: Confirmed volunteers are reminded of an activity starting within this time.
 REMIND_AHEAD = timedelta(hours=24)
-_LOCAL = ZoneInfo("Asia/Shanghai")
 _REMINDER_NS = uuid.UUID("6f1c2d0e-5b7a-4c1e-9a53-2f0d8e4b7c19")
 
 
@@ -116,7 +114,7 @@ def record_reminders(session: Session, *, now: datetime,
     for event_id, (activity, volunteer_id, place, starts) in wanted.items():
         if event_id in known:
             continue
-        local = starts.astimezone(_LOCAL)
+        local = starts.astimezone(BEIJING)
         record(session, "activity.reminder",
                {"activity_id": activity.id, "volunteer_id": volunteer_id,
                 "starts_at": starts.isoformat(), "district": activity.district},
