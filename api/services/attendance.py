@@ -27,16 +27,15 @@ from sqlalchemy.orm import Session
 from api.domain import BEIJING, Role, SignupState
 from api.services.activities import find_activity, walk_minutes_from
 from api.services.dispatch_errors import DispatchError, ForbiddenError
-from api.services.keys import secret_key
+from api.services.keys import READABLE, secret_key
 from api.services.ledger import credit_activity
 from api.services.volunteers import led_teams, volunteer_of
 from api.settings import get_settings
 from api.storage.models import Activity, Attendance, HoursEntry, Signup, User, as_utc, utcnow
 from geo import District
 
-#: Characters of a check-in code (Crockford-like: no 0/O or 1/I to misread).
+#: Characters of a check-in code.
 CODE_LENGTH = 6
-_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
 class CheckinError(DispatchError):
@@ -75,8 +74,8 @@ def _slot_code(activity_id: int, slot: int) -> str:
     number = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(CODE_LENGTH):
-        number, i = divmod(number, len(_ALPHABET))
-        chars.append(_ALPHABET[i])
+        number, i = divmod(number, len(READABLE))
+        chars.append(READABLE[i])
     return "".join(chars)
 
 

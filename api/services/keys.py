@@ -11,6 +11,8 @@ from cryptography.fernet import Fernet
 from geo.district import ensure_private_dir
 
 log = logging.getLogger("practice_circle")
+#: Characters of codes people read aloud or type (check-in, pick-up): no 0/O or 1/I.
+READABLE = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
 def secret_key(setting: str, *, cache: Path, name: str) -> bytes:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.domain import Role
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
+from api.services.keys import READABLE
 from api.services.ledger import points_balance
 from api.services.volunteers import led_teams, volunteer_of
 from api.storage.models import (
@@ -32,8 +33,7 @@ from api.storage.models import (
 )
 from geo import District
 
-#: Characters of a pick-up code (no 0/O, 1/I to misread at a counter).
-_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+#: Characters of a pick-up code.
 PICKUP_CODE_LENGTH = 10
 
 
@@ -98,7 +98,7 @@ def list_rewards(session: Session, district: District) -> list[dict[str, Any]]:
 
 
 def _new_code() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(PICKUP_CODE_LENGTH))
+    return "".join(secrets.choice(READABLE) for _ in range(PICKUP_CODE_LENGTH))
 
 
 def redeem(session: Session, district: District, reward_id: int, *,
