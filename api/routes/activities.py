@@ -147,7 +147,7 @@ def signups(activity_id: ActivityId, district: DistrictDep, session: ReadSession
             user: ReaderDep) -> dict[str, object]:
     """List an activity's sign-ups in order of arrival (admin or its team's leader)."""
     rows = activities.activity_signups(session, district, activity_id, viewer=user)
-    return {"items": [activities.signup_public(session, s) for s in rows]}
+    return {"items": activities.signups_public(session, rows)}
 
 
 @router.get("/activities/{activity_id}/checkin-code", response_model=CheckinCode,

@@ -287,14 +287,18 @@ def cancel_signup(session: Session, district: District, activity_id: int, *,
     return signup, promoted
 
 
-def signup_public(session: Session, signup: Signup) -> dict[str, Any]:
-    """Describe a sign-up: its state (and zh-CN name) and place on the waitlist."""
+def signup_public(session: Session, signup: Signup, *,
+                  place: int | None = None) -> dict[str, Any]:
+    """Describe a sign-up: its state (and zh-CN name) and place on the waitlist.
+
+    ``place`` is the waitlist place when the caller knows it already (a whole list in order).
+    """
     return {
         "activity_id": signup.activity_id,
         "volunteer_id": signup.volunteer_id,
         "state": signup.state,
         "state_name": SignupState(signup.state).zh,
-        "waitlist_place": waitlist_place(session, signup),
+        "waitlist_place": place if place is not None else waitlist_place(session, signup),
         "created_at": as_utc(signup.created_at),
         "updated_at": as_utc(signup.updated_at),
     }
@@ -314,6 +318,13 @@ def activity_signups(session: Session, district: District, activity_id: int, *,
         raise ForbiddenError(msg, role=viewer.role)
     return list(session.scalars(
         select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.seq)))
+
+
+def signups_public(session: Session, signups: list[Signup]) -> list[dict[str, Any]]:
+    """Describe an activity's sign-ups in ``seq`` order, counting waitlist places in one pass."""
+    places = iter(range(1, len(signups) + 1))
+    return [signup_public(session, s, place=next(places)
+                          if s.state == SignupState.WAITLISTED else None) for s in signups]
 
 
 def activity_titles(session: Session, entries: list[dict[str, Any]]) -> dict[int, str]:
