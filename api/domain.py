@@ -25,6 +25,8 @@ class RequestState(StrEnum):
     COMPLETED = "completed"
     REVIEWED = "reviewed"
     CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    MERGED = "merged"
 
     @property
     def zh(self) -> str:
@@ -33,7 +35,7 @@ class RequestState(StrEnum):
 
     @property
     def rank(self) -> int:
-        """Position in the lifecycle: 0 for ``submitted`` up to 5 for ``cancelled``."""
+        """Position in the lifecycle: 0 for ``submitted``, then each state in the order above."""
         return _STATE_RANK[self]
 
 
@@ -45,6 +47,7 @@ class Role(StrEnum):
     TEAM = "team"
     ADMIN = "admin"
     VOLUNTEER = "volunteer"
+    STATION = "station"
 
     @property
     def zh(self) -> str:
@@ -88,6 +91,8 @@ _STATE_ZH: dict[RequestState, str] = {
     RequestState.COMPLETED: "已完成（待评价）",
     RequestState.REVIEWED: "已评价",
     RequestState.CANCELLED: "已取消",
+    RequestState.REJECTED: "已驳回",
+    RequestState.MERGED: "已合并",
 }
 _STATE_RANK: dict[RequestState, int] = {s: i for i, s in enumerate(RequestState)}
 _ROLE_ZH: dict[Role, str] = {
@@ -96,6 +101,7 @@ _ROLE_ZH: dict[Role, str] = {
     Role.TEAM: "志愿服务队",
     Role.ADMIN: "管理员",
     Role.VOLUNTEER: "志愿者",
+    Role.STATION: "所站管理员",
 }
 _SIGNUP_ZH: dict[SignupState, str] = {
     SignupState.CONFIRMED: "已报名",

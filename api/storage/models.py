@@ -165,6 +165,26 @@ class User(Base):
     )
     #: When the current token was revoked (``practice-circle users revoke``); NULL while valid.
     token_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Keyed hash of the mainland mobile number the user signs in with (one-time codes);
+    #: the number itself is not kept here, only its masked form.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(20))
+    #: The 所 or 站 a ``station`` account allocates orders for (所站配单).
+    site_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class SignInCode(Base):
+    """A one-time sign-in code sent to a phone (stored hashed; used once, expires, few tries)."""
+
+    __tablename__ = "signin_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ServiceRequest(Base):
@@ -193,6 +213,15 @@ class ServiceRequest(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Why a dispatcher rejected it (驳回), shown to the resident.
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    #: The request this duplicate was merged into.
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+    #: Who answers for it now: the level (站, 所 or 中心) and the position at that level;
+    #: an order overdue at one level is escalated to the level above.
+    level: Mapped[Level | None] = mapped_column(Vocabulary(Level, 16))
+    area_site_id: Mapped[str | None] = mapped_column(String(64))
+    level_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Transition(Base):
@@ -470,3 +499,27 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Who the message is worded for (``resident``, ``team``, ``volunteer``, ``phone``...).
+    audience: Mapped[str | None] = mapped_column(String(32))
+    #: Set when delivery gave up after the last allowed attempt (dead letter).
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Evidence(Base):
+    """A photo attached to a request (completion evidence), stored once by content hash.
+
+    The file holds no EXIF; only those allowed to see the request may fetch it.
+    """
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("request_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -32,7 +32,7 @@ from api.schemas.dispatch import CompleteBody, DispatchBody, RequestCreate, Revi
 from api.services import activities, attendance, ledger, registry, store, volunteers
 from api.services.accounts import create_user
 from api.services.dispatch import act, create_request
-from api.storage.models import Base, Position, Team, User
+from api.storage.models import Base, Evidence, Position, SignInCode, Team, User
 from api.storage.seed import seed_district
 from api.storage.session import (
     alembic_config,
@@ -246,6 +246,11 @@ def test_downgrade_of_a_database_in_use(empty_url: str, district: geo.District) 
                                                 "price_points": 1, "stock": 1}, actor=admin)
         bought = store.redeem(s, district, reward.id, user=leader)
         store.pick_up(s, district, bought.code, actor=admin)
+        # a photo of the service and a sign-in code (rows as their services write them)
+        s.add(Evidence(request_id=rid, sha256="0" * 64, content_type="image/jpeg", bytes=1,
+                       width=1, height=1, uploaded_by=team.id))
+        s.add(SignInCode(phone_hash="1" * 64, code_hash="2" * 64, attempts=0,
+                         expires_at=datetime.now(UTC)))
         s.commit()
     assert done.body["state"] == "reviewed"
     assert 0 not in row_counts(empty_url).values()  # a row in every table
