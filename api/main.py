@@ -18,6 +18,7 @@ from api.routes import (
     categories,
     docs,
     health,
+    pages,
     places,
     planning,
     positions,
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
     app.include_router(volunteers.router)
     app.include_router(activities.router)
     app.include_router(store.router)
+    app.include_router(pages.router)
     app.include_router(docs.router)
 
     def openapi() -> dict[str, Any]:
