@@ -280,7 +280,7 @@ def cancel_signup(session: Session, district: District, activity_id: int, *,
                           {"activity_id": activity.id, "volunteer_id": promoted.volunteer_id,
                            "state": str(SignupState.CONFIRMED), "district": district.name},
                           f"活动「{activity.title}」空出名额，你已由候补转为"
-                          f"「{SignupState.CONFIRMED.zh}」", at=now)
+                          f"「{SignupState.CONFIRMED.zh}」", at=now, audience="volunteer")
         else:
             promoted = None
     session.flush()

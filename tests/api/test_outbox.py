@@ -11,6 +11,7 @@ import hmac
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 
 import geo
-from api.domain import RequestState, SignupState
+from api.domain import SignupState
 from api.services import outbox
 from api.services.state_machine import ACTIONS, move
 from api.storage.models import OutboxEvent, ServiceRequest, User, as_utc
@@ -41,9 +42,14 @@ SECRET = "测试-secret-0123"
 
 
 class Receiver:
-    """A webhook on 127.0.0.1 that verifies signatures and refuses the first ``fail_first``."""
+    """A webhook on 127.0.0.1 that verifies signatures and refuses the first ``fail_first``.
 
-    def __init__(self, secret: str, fail_first: int = 0) -> None:
+    ``port`` 0 takes a free one; ``delay_s`` is how long it works on each delivery (after
+    recording it, before answering), so that a sender can die between the two.
+    """
+
+    def __init__(self, secret: str, fail_first: int = 0, *, port: int = 0,
+                 delay_s: float = 0.0) -> None:
         self.secret = secret
         self.fail_first = fail_first
         self.posts: list[dict[str, Any]] = []  # every delivery attempt, in arrival order
@@ -62,13 +68,18 @@ class Receiver:
                         "signed": hmac.compare_digest(self.headers["X-Signature"],
                                                       f"sha256={mac}"),
                         "accepted": not refuse})
-                self.send_response(500 if refuse else 204)
-                self.end_headers()
+                if delay_s:
+                    time.sleep(delay_s)
+                try:
+                    self.send_response(500 if refuse else 204)
+                    self.end_headers()
+                except OSError:  # the sender died waiting: it will send again
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -120,21 +131,40 @@ def test_an_order_lifecycle_becomes_signed_events_delivered_once(
     history = client.get(f"/requests/{rid}", headers=resident).json()
 
     made = events(empty_outbox)
-    assert [e.type for e in made] == ["request.create", "request.dispatch", "request.accept",
-                                      "request.complete", "request.review"]
-    expected_states = ["submitted", "dispatched", "accepted", "completed", "reviewed"]
-    for event, state in zip(made, expected_states, strict=True):
+    # One event per audience that should hear of each move, worded for it.
+    assert [(e.type, e.audience) for e in made] == [
+        ("request.create", "resident"), ("request.create", "dispatcher"),
+        ("request.dispatch", "resident"), ("request.dispatch", "team"),
+        ("request.accept", "resident"), ("request.complete", "resident"),
+        ("request.review", "team")]
+    states = {"create": "submitted", "dispatch": "dispatched", "accept": "accepted",
+              "complete": "completed", "review": "reviewed"}
+    resident_id = client.get("/users/me", headers=resident).json()["id"]
+    team_name = client.get(f"/teams/{team_id}").json()["name"]
+    for event in made:
         subject = json.loads(event.subject)
-        assert subject["request_id"] == rid and subject["state"] == state
-        assert RequestState(state).zh in event.message_zh and is_zh(event.message_zh)
+        assert subject["request_id"] == rid and subject["state"] == states[subject["action"]]
+        assert subject["audience"] == event.audience
+        assert f"#{rid}" in event.message_zh and is_zh(event.message_zh)
         assert event.delivered_at is None and event.attempts == 0
+        if event.audience == "resident":
+            assert subject["resident_id"] == resident_id
+        else:
+            assert "resident_id" not in subject
     assert json.loads(made[0].subject)["team_id"] is None
-    assert {json.loads(e.subject)["team_id"] for e in made[1:]} == {team_id}
+    assert {json.loads(e.subject)["team_id"] for e in made[2:]} == {team_id}
+    words = [e.message_zh for e in made]
+    assert words[0] == f"您的服务单 #{rid}（敬老助老）已提交，正在为您派单"
+    assert words[1] == f"新服务单 #{rid}：敬老助老，待派单"
+    assert words[2] == f"您的服务单 #{rid} 已派单给{team_name}，请留意队伍联系"
+    assert words[3] == f"新派单 #{rid}：敬老助老，请尽快接单"
+    assert team_name in words[4] and "已接单" in words[4]
+    assert "评价" in words[5] and "已评价" in words[6]
     assert history["state"] == "reviewed"
 
     now = datetime.now(UTC)
     done = outbox.deliver_due(session_maker(empty_outbox), receiver.url, SECRET, now=now)
-    assert (done.delivered, done.failed) == (5, 0)
+    assert (done.delivered, done.failed) == (7, 0)
     assert all(p["signed"] for p in receiver.posts)
     assert all(p["event_id"] == p["body"]["id"] for p in receiver.posts)
     assert receiver.accepted() == [e.event_id for e in made]  # oldest first
@@ -146,7 +176,7 @@ def test_an_order_lifecycle_becomes_signed_events_delivered_once(
     # Nothing is sent twice once answered, however late the next pass runs.
     again = outbox.deliver_due(session_maker(empty_outbox), receiver.url, SECRET,
                                now=now + timedelta(days=1))
-    assert (again.delivered, again.failed) == (0, 0) and len(receiver.posts) == 5
+    assert (again.delivered, again.failed) == (0, 0) and len(receiver.posts) == 7
 
 
 def test_a_failing_receiver_gets_retries_with_backoff_and_loses_nothing(
@@ -240,10 +270,11 @@ def test_the_event_commits_or_rolls_back_with_its_change(
                 s.rollback()
         state = client.get(f"/requests/{rid}", headers=actors.dispatcher()).json()["state"]
         types = [e.type for e in events(empty_outbox)]
+        created = ["request.create"] * 2  # the resident's and the dispatchers'
         if keep:
-            assert state == "cancelled" and types == ["request.create", "request.cancel"]
+            assert state == "cancelled" and types == [*created, "request.cancel"]
         else:
-            assert state == "submitted" and types == ["request.create"]
+            assert state == "submitted" and types == created
 
 
 def test_a_promotion_from_the_waitlist_is_an_event(
@@ -340,14 +371,16 @@ def test_the_app_delivers_in_the_background_when_a_webhook_is_set(
             r = c.post("/requests", json=new_request("elderly"), headers=actors.resident())
             assert r.status_code == 201, r.text
             deadline = datetime.now(UTC) + timedelta(seconds=20)
-            while not receiver.accepted() and datetime.now(UTC) < deadline:
+            while len(receiver.accepted()) < 2 and datetime.now(UTC) < deadline:
                 threading.Event().wait(0.05)
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
-    (event,) = events(empty_outbox)
-    assert receiver.accepted() == [event.event_id] and receiver.posts[0]["signed"]
-    assert receiver.posts[0]["body"]["subject"]["request_id"] == r.json()["id"]
+    made = events(empty_outbox)
+    assert [e.audience for e in made] == ["resident", "dispatcher"]
+    assert receiver.accepted() == [e.event_id for e in made]
+    assert all(p["signed"] for p in receiver.posts)
+    assert {p["body"]["subject"]["request_id"] for p in receiver.posts} == {r.json()["id"]}
 
 
 def test_confirmed_volunteers_are_reminded_once_of_an_activity_soon(
@@ -385,3 +418,97 @@ def test_confirmed_volunteers_are_reminded_once_of_an_activity_soon(
     # A day before the later one, its confirmed volunteer is reminded too.
     assert outbox.remind_due(factory, now=later - timedelta(hours=23)) == 1
     assert [json.loads(e.subject)["activity_id"] for e in events(empty_outbox)] == ids
+
+
+def test_a_team_hears_of_a_cancel_and_dispatchers_of_a_decline(
+    client: TestClient, actors: Actors, empty_outbox: str,  # noqa: F811
+) -> None:
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    rids = [client.post("/requests", json=new_request("elderly"), headers=resident).json()["id"]
+            for _ in range(2)]
+    teams = [client.post(f"/requests/{rid}/dispatch", headers=dispatcher).json()["team"]
+             for rid in rids]
+    r = client.post(f"/requests/{rids[0]}/decline", headers=actors.team(teams[0]["team_id"]))
+    assert r.status_code == 200, r.text
+    r = client.post(f"/requests/{rids[1]}/cancel", headers=resident)
+    assert r.status_code == 200, r.text
+    later = [e for e in events(empty_outbox) if e.type in ("request.decline", "request.cancel")]
+    heard = {(e.type, e.audience): (json.loads(e.subject), e.message_zh) for e in later}
+    assert set(heard) == {("request.decline", "resident"), ("request.decline", "dispatcher"),
+                          ("request.cancel", "resident"), ("request.cancel", "team")}
+    subject, text = heard[("request.decline", "dispatcher")]
+    assert subject["district"] == geo.DEFAULT_DISTRICT and teams[0]["name"] in text
+    assert "待重新派单" in text
+    subject, text = heard[("request.cancel", "team")]
+    assert subject["team_id"] == teams[1]["team_id"] and text.startswith(f"服务单 #{rids[1]}")
+    assert "已取消" in heard[("request.cancel", "resident")][1]
+
+
+def test_an_event_failing_too_often_is_a_dead_letter_until_retried(
+    empty_outbox: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    dead = Receiver(SECRET)
+    url = dead.url
+    dead.close()
+    policy = outbox.Policy(max_attempts=3, base_backoff_s=1, max_backoff_s=1)
+    factory = session_maker(empty_outbox)
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with factory() as s:
+        outbox.record(s, "test.ping", {}, "测试", at=t0)
+        s.commit()
+    results = [outbox.deliver_due(factory, url, SECRET, now=t0 + timedelta(seconds=10 * n),
+                                  policy=policy) for n in range(5)]
+    assert [(d.failed, d.given_up) for d in results] == [(1, 0), (1, 0), (1, 1), (0, 0), (0, 0)]
+    (row,) = events(empty_outbox)
+    assert row.attempts == 3 and row.failed_at is not None
+    assert as_utc(row.failed_at) == t0 + timedelta(seconds=20)
+    assert row.delivered_at is None and row.last_error
+
+    runner = CliRunner()
+    at_db = ["--database-url", empty_outbox]
+    status = runner.invoke(app, ["notify", "status", "--json", *at_db])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output) == {"pending": 0, "delivered": 0, "failed": 1}
+    retried = runner.invoke(app, ["notify", "retry-failed", *at_db])
+    assert retried.exit_code == 0 and "1 failed events" in retried.output
+    (row,) = events(empty_outbox)
+    assert row.failed_at is None and row.attempts == 0
+    receiver = Receiver(SECRET)
+    try:
+        done = outbox.deliver_due(factory, receiver.url, SECRET, policy=policy)
+        assert (done.delivered, done.failed) == (1, 0)
+    finally:
+        receiver.close()
+    status = runner.invoke(app, ["notify", "status", "--json", *at_db])
+    assert json.loads(status.output) == {"pending": 0, "delivered": 1, "failed": 0}
+
+
+def test_delivered_events_are_kept_a_while_and_sign_in_codes_not_at_all(
+    empty_outbox: str, receiver: Receiver,
+) -> None:
+    factory = session_maker(empty_outbox)
+    policy = outbox.Policy(keep=timedelta(days=7), code_ttl=timedelta(minutes=5))
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with factory() as s:
+        old = outbox.record(s, "test.ping", {"n": 1}, "旧消息", at=t0).event_id
+        code = outbox.record(s, outbox.AUTH_CODE, {"phone": "13900000000"}, "验证码 123456",
+                             at=t0, audience="phone").event_id
+        s.commit()
+    done = outbox.deliver_due(factory, receiver.url, SECRET, now=t0, policy=policy)
+    assert done.delivered == 2 and sorted(receiver.accepted()) == sorted([old, code])
+    assert [e.event_id for e in events(empty_outbox)] == [old]  # the code went at once
+    with factory() as s:  # a code nobody could deliver in time goes too
+        stale = outbox.record(s, outbox.AUTH_CODE, {}, "验证码 654321", at=t0,
+                              audience="phone").event_id
+        recent = outbox.record(s, "test.ping", {"n": 2}, "新消息",
+                               at=t0 + timedelta(days=6)).event_id
+        s.commit()
+    assert outbox.clean_up(factory, now=t0 + timedelta(minutes=6), policy=policy) == 1
+    assert stale not in [e.event_id for e in events(empty_outbox)]
+    outbox.deliver_due(factory, receiver.url, SECRET, now=t0 + timedelta(days=6), policy=policy)
+    assert outbox.clean_up(factory, now=t0 + timedelta(days=7, seconds=1), policy=policy) == 1
+    assert [e.event_id for e in events(empty_outbox)] == [recent]  # delivered a day ago: kept

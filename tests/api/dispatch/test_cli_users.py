@@ -23,7 +23,10 @@ def test_users_create_prints_a_working_token(
     token = res.stdout.strip().splitlines()[-1]
     assert token.startswith("pc_")
     me = client.get("/users/me", headers={"Authorization": f"Bearer {token}"}).json()
-    assert me == {"id": me["id"], "name": "队长", "role": "team", "team_id": team_id}
+    assert {k: me[k] for k in ("id", "name", "role", "team_id")} == {
+        "id": me["id"], "name": "队长", "role": "team", "team_id": team_id}
+    assert me["role_zh"] == "志愿服务队" and me["phone_masked"] is None
+    assert me["leads_teams"] == []
 
     res = runner.invoke(app, ["users", "create", "--role", "team", "--name", "x",
                               "--database-url", db, "--cache", str(cache_dir)])
