@@ -14,7 +14,8 @@ One pure ASGI middleware, :class:`PublicGuard`, outermost of the app's own:
   ``max_body_bytes`` from its ``Content-Length`` before reading any of it, and counts the bytes
   of a streamed (chunked) body as they arrive. A route may declare a larger
   ``max_body_size`` of its own (FastAPI), which then applies to it. Every 413 is answered as
-  problem+json ``payload_too_large``.
+  problem+json ``payload_too_large``, except a route's own problem+json 413 (such as
+  ``photo_too_large``), which passes as it is.
 * **Security headers** on every response the app makes: ``Content-Security-Policy``,
   ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy``. An HTML
   page may run only scripts from this origin and the inline ``<script>`` blocks it was served
@@ -30,11 +31,13 @@ import base64
 import gzip
 import hashlib
 import ipaddress
+import json
 import math
 import time
 from collections import OrderedDict
 from functools import lru_cache
 from html.parser import HTMLParser
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
@@ -46,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem
+from api.errors import PROBLEM_JSON, problem
 from api.settings import Settings, get_settings
 from maps.page import ONLINE_TILES
 
@@ -264,6 +267,24 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
+#: Codes of a 413 the body cap caused: Starlette's exception, as api/errors.py words an
+#: HTTPException (from the status phrase, which differs between Python versions), or ours.
+_CAP_CODES = frozenset({HTTPStatus(413).phrase.lower().replace(" ", "_"), "content_too_large",
+                        "request_entity_too_large", "payload_too_large"})
+
+
+def _route_problem(start: Message, body: bytes) -> bool:
+    """Tell whether a 413 is a route's own problem+json, not the body cap's."""
+    content_type = Headers(raw=start.get("headers", [])).get("content-type", "")
+    if not content_type.startswith(PROBLEM_JSON):
+        return False
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(code, str) and code not in _CAP_CODES
+
+
 class _Outgoing:
     """The guarded ``send`` of one request.
 
@@ -276,6 +297,8 @@ class _Outgoing:
         self.replaced = False
         self.page_start: Message | None = None
         self.page_body: list[bytes] = []
+        self.held_413: Message | None = None
+        self.held_body: list[bytes] = []
 
     async def _start(self, message: Message) -> None:
         message.setdefault("headers", [])
@@ -294,8 +317,7 @@ class _Outgoing:
         kind = message["type"]
         if kind == "http.response.start":
             if message["status"] == 413:
-                self.replaced = True
-                await self.guard.too_large(self.scope)(self.scope, _no_body, self._raw)
+                self.held_413 = message  # kept or replaced once its body is read
                 return
             headers = Headers(raw=message.get("headers", []))
             if (message["status"] != 304 and "content-security-policy" not in headers
@@ -303,6 +325,9 @@ class _Outgoing:
                 self.page_start = message  # sent once the body is here
                 return
             await self._start(message)
+            return
+        if self.held_413 is not None:
+            await self._held_413(message)
             return
         if self.page_start is not None:
             if kind == "http.response.body":
@@ -320,6 +345,22 @@ class _Outgoing:
             start, self.page_start = self.page_start, None  # e.g. pathsend: no hashing
             await self._start(start)
         await self.send(message)
+
+    async def _held_413(self, message: Message) -> None:
+        """Pass a route's own 413 problem (``photo_too_large``); make any other the cap's."""
+        assert self.held_413 is not None
+        if message["type"] == "http.response.body":
+            self.held_body.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+        start, self.held_413 = self.held_413, None
+        body = b"".join(self.held_body)
+        if _route_problem(start, body):
+            await self._start(start)
+            await self.send({"type": "http.response.body", "body": body})
+            return
+        self.replaced = True
+        await self.guard.too_large(self.scope)(self.scope, _no_body, self._raw)
 
     async def _raw(self, message: Message) -> None:
         if message["type"] == "http.response.start":
