@@ -733,6 +733,11 @@ def users_create(
              "through POST /volunteers)")],
     name: Annotated[str, typer.Option(help="Display name")],
     team: Annotated[str | None, typer.Option(help="Team id, for role team only")] = None,
+    phone: Annotated[str | None, typer.Option(
+        help="Mainland mobile number to sign in with by one-time code (kept hashed)")] = None,
+    site: Annotated[str | None, typer.Option(
+        help="Site id of the open 所 or 站 (township/community position), for role station "
+             "only")] = None,
     district: DistrictOpt = DEFAULT_DISTRICT,
     cache: CacheOpt = None,
     database_url: Annotated[
@@ -740,7 +745,10 @@ def users_create(
         typer.Option(help="Default $PRACTICE_CIRCLE_DATABASE_URL, else SQLite in the cache"),
     ] = None,
 ) -> None:
-    """Create a user; its bearer token (shown only once) is the last line printed."""
+    """Create a user; its bearer token (shown only once) is the last line printed.
+
+    With --phone the user can also sign in on the phone pages with a one-time code.
+    """
     from api.services.accounts import create_account
     from api.services.dispatch_errors import NotFoundError
 
@@ -748,11 +756,14 @@ def users_create(
     d = _district(district, settings.cache, settings.database_url or None)
     try:
         info, token = create_account(settings.resolved_database_url, d, role=role, name=name,
-                                     team_id=team)
+                                     team_id=team, phone=phone, site_id=site)
     except (ValueError, NotFoundError) as e:
         fail(str(e))
     typer.echo(f"created user {info['id']} {info['name']} ({info['role']}"
-               + (f", team {info['team_id']}" if info["team_id"] else "") + ")", err=True)
+               + (f", team {info['team_id']}" if info["team_id"] else "")
+               + (f", site {info['site_id']}" if info["site_id"] else "")
+               + (f", phone {info['phone_masked']}" if info["phone_masked"] else "") + ")",
+               err=True)
     typer.echo(token)
 
 
@@ -921,17 +932,101 @@ def notify_deliver(
     factory = session_maker(url)
     if once:
         outbox.remind_due(factory)
-        done = outbox.deliver_due(factory, settings.webhook_url, settings.webhook_secret)
-        typer.echo(f"delivered {done.delivered}, to retry {done.failed}")
+        done = outbox.deliver_due(factory, settings.webhook_url, settings.webhook_secret,
+                                  batch=settings.webhook_batch)
+        outbox.clean_up(factory)
+        typer.echo(f"delivered {done.delivered}, to retry {done.failed - done.given_up}, "
+                   f"given up {done.given_up}")
         return
     thread, stop = outbox.start_thread(factory, settings.webhook_url, settings.webhook_secret,
-                                       poll_s=settings.webhook_poll_s)
+                                       poll_s=settings.webhook_poll_s,
+                                       batch=settings.webhook_batch)
     try:
         while thread.is_alive():
             thread.join(1.0)
     except KeyboardInterrupt:
         stop.set()
         thread.join(outbox.POST_TIMEOUT_S + 1)
+
+
+@notify_app.command("status")
+def notify_status(
+    database_url: DatabaseOpt = None,
+    cache: CacheOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Count the outbox: events pending, delivered (kept outbox_keep_days) and failed for good."""
+    from api.services import outbox
+    from api.storage.session import migrate, session_maker
+
+    url = _settings(cache, database_url).resolved_database_url
+    migrate(url)
+    with session_maker(url)() as session:
+        found = outbox.counts(session)
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        typer.echo("  ".join(f"{k} {v}" for k, v in found.items()))
+
+
+@notify_app.command("retry-failed")
+def notify_retry_failed(
+    database_url: DatabaseOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Give events that failed for good (dead letters) a new round of delivery attempts."""
+    from api.services import outbox
+    from api.storage.session import migrate, session_maker
+
+    url = _settings(cache, database_url).resolved_database_url
+    migrate(url)
+    with session_maker(url)() as session:
+        n = outbox.retry_failed(session)
+        session.commit()
+    typer.echo(f"{n} failed events will be tried again")
+
+
+desk_app = typer.Typer(help="The dispatcher's workbench: SLA escalation.", no_args_is_help=True)
+app.add_typer(desk_app, name="desk")
+
+
+@desk_app.command("escalate")
+def desk_escalate(
+    once: Annotated[bool, typer.Option("--once", help="One pass over the orders, then exit")]
+    = False,
+    database_url: DatabaseOpt = None,
+    cache: CacheOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --once: print JSON")] = False,
+) -> None:
+    """Hand orders overdue at their level (sla_minutes) to the level above: 站 → 所 → 中心."""
+    from api.services import escalation
+    from api.storage.session import migrate, session_maker
+
+    settings = _settings(cache, database_url)
+    url = settings.resolved_database_url
+    migrate(url)
+    factory = session_maker(url)
+    if once:
+        moved = escalation.escalate_due(factory, sla=settings.sla_minutes)
+        if as_json:
+            _print_json({"escalated": [
+                {"request_id": m.request_id, "from_site": m.from_site, "to_site": m.to_site,
+                 "to_level": str(m.to_level)} for m in moved]})
+        else:
+            for m in moved:
+                typer.echo(f"#{m.request_id}: {m.from_site} → {m.to_site} ({m.to_level.short})")
+            typer.echo(f"escalated {len(moved)} overdue orders")
+        return
+    if settings.escalation_poll_s <= 0:
+        fail("PRACTICE_CIRCLE_ESCALATION_POLL_S is 0: use --once, or set a period in seconds")
+    thread, stop = escalation.start_thread(factory, sla=settings.sla_minutes,
+                                           poll_s=settings.escalation_poll_s)
+    try:
+        while thread.is_alive():
+            thread.join(1.0)
+    except KeyboardInterrupt:
+        stop.set()
+        thread.join(10)
 
 
 def main() -> None:

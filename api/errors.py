@@ -22,6 +22,7 @@ from api.services.attendance import (
     OutsideWindowError,
     TooFarError,
 )
+from api.services.dispatch import MergeTargetError
 from api.services.dispatch_errors import (
     ForbiddenError,
     IdempotencyConflictError,
@@ -31,8 +32,10 @@ from api.services.dispatch_errors import (
     TeamUnavailableError,
     UnauthorizedError,
 )
+from api.services.evidence import PhotoTooLargeError, TooManyPhotosError, UnsupportedPhotoError
 from api.services.ledger import EntryDecidedError
 from api.services.registry import PreconditionFailedError, RegistryEntryError
+from api.services.signin import BadSignInCodeError, CodeTooSoonError, InvalidPhoneError
 from api.services.sites import InvalidLevelError
 from api.services.store import (
     CodeUsedError,
@@ -96,6 +99,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     TeamUnavailableError: (409, "team_unavailable", "队伍无法接单"),
     NoEligibleTeamError: (409, "no_eligible_team", "没有可派单的队伍"),
     IdempotencyConflictError: (422, "idempotency_conflict", "幂等键冲突"),
+    MergeTargetError: (422, "bad_merge_target", "无法合并到该服务单"),
     # The registry (api/services/registry.py).
     RegistryEntryError: (422, "invalid_registry_entry", "阵地或队伍信息有误"),
     PreconditionFailedError: (412, "precondition_failed", "记录已被他人修改"),
@@ -115,6 +119,14 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     InsufficientPointsError: (409, "insufficient_points", "积分不足"),
     OutOfStockError: (409, "out_of_stock", "奖品已兑完"),
     CodeUsedError: (409, "code_used", "兑换码已核销"),
+    # Evidence photos (api/services/evidence.py).
+    UnsupportedPhotoError: (415, "unsupported_photo", "照片格式不支持"),
+    PhotoTooLargeError: (413, "photo_too_large", "照片过大"),
+    TooManyPhotosError: (409, "too_many_photos", "照片数量已达上限"),
+    # Phone sign-in (api/services/signin.py).
+    InvalidPhoneError: (422, "invalid_phone", "手机号码有误"),
+    CodeTooSoonError: (429, "code_too_soon", "验证码发送过于频繁"),
+    BadSignInCodeError: (401, "bad_code", "验证码错误或已失效"),
     # Bounded work (api/workload.py): answered at once, with Retry-After.
     BusyError: (503, "busy", "服务繁忙，请稍后再试"),
     OverBudgetError: (503, "over_budget", "计算超时，请稍后再试"),

@@ -15,9 +15,13 @@ from api.errors import document_problems, register_error_handlers
 from api.middleware import PublicGuard
 from api.routes import (
     activities,
+    auth,
     categories,
+    desk,
     docs,
+    evidence,
     health,
+    menu,
     pages,
     places,
     planning,
@@ -29,7 +33,7 @@ from api.routes import (
     volunteers,
 )
 from api.routes import map as map_routes
-from api.services import outbox
+from api.services import escalation, outbox
 from api.services.dispatch_setup import prepare_dispatch
 from api.settings import get_settings
 from api.storage.session import session_maker
@@ -49,12 +53,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.webhook_url:  # the outbox is filled either way; sent only with a webhook
         _, stop = outbox.start_thread(session_maker(settings.resolved_database_url),
                                       settings.webhook_url, settings.webhook_secret,
-                                      poll_s=settings.webhook_poll_s)
+                                      poll_s=settings.webhook_poll_s,
+                                      batch=settings.webhook_batch)
+    # Overdue orders climb 站 → 所 → 中心 on their own (api/services/escalation.py).
+    stop_escalation = None
+    if settings.escalation_poll_s > 0:
+        _, stop_escalation = escalation.start_thread(
+            session_maker(settings.resolved_database_url), sla=settings.sla_minutes,
+            poll_s=settings.escalation_poll_s)
     try:
         yield
     finally:
         if stop is not None:
             stop.set()
+        if stop_escalation is not None:
+            stop_escalation.set()
         app.state.work.close()
 
 
@@ -80,8 +93,12 @@ def create_app() -> FastAPI:
     app.include_router(map_routes.router)
     app.include_router(categories.router)
     app.include_router(requests.router)
+    app.include_router(evidence.router)
+    app.include_router(desk.router)
     app.include_router(teams.router)
+    app.include_router(menu.router)
     app.include_router(positions.router)  # after teams: /teams/nearest before /teams/{id}
+    app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(volunteers.router)
     app.include_router(activities.router)

@@ -73,6 +73,65 @@ class Settings(BaseSettings):
     webhook_secret: str = ""
     #: Seconds between looks for due events when the outbox is idle.
     webhook_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    #: Seconds one webhook POST may take.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    #: Events one delivery pass claims (and posts one after another).
+    webhook_batch: int = Field(default=20, ge=1, le=1000)
+    #: Seconds before the first retry of a failed delivery, doubling with each failure up to
+    #: ``webhook_backoff_max_s``.
+    webhook_backoff_s: float = Field(default=5.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, le=86_400)
+    #: Attempts before an event is given up (``failed_at`` set; ``notify retry-failed`` revives).
+    webhook_max_attempts: int = Field(default=12, ge=1, le=1000)
+    #: Days a delivered event stays in the outbox (sign-in codes are deleted once delivered).
+    outbox_keep_days: float = Field(default=7.0, ge=0, le=3650)
+    # Phone sign-in by one-time code (api/services/signin.py).
+    #: Minutes a sign-in code works.
+    signin_code_minutes: float = Field(default=5.0, gt=0, le=60)
+    #: Seconds before another code may be sent to the same phone (429 code_too_soon).
+    signin_resend_s: float = Field(default=60.0, ge=0, le=3600)
+    #: Wrong codes allowed per code before it stops working.
+    signin_max_tries: int = Field(default=5, ge=1, le=20)
+    # The dispatcher's workbench (api/services/desk_queue.py, escalation.py, duplicates.py).
+    #: Minutes an order may wait (submitted or dispatched) at one level before it is escalated
+    #: to the level above, per category code; ``"*"`` for the rest. JSON in the environment
+    #: (``PRACTICE_CIRCLE_SLA_MINUTES='{"*": 120, "assistance": 60}'``). The defaults are
+    #: planning defaults of this project, not a published standard.
+    sla_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"*": 120.0, "assistance": 60.0, "elderly": 60.0})
+    #: Seconds between escalation passes in the server (0: no escalation thread).
+    escalation_poll_s: float = Field(default=60.0, ge=0, le=86_400)
+    #: Two open orders of one category are flagged as possible duplicates when created within
+    #: this many hours of each other and this many metres apart by walking on the network.
+    duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    duplicate_walk_m: float = Field(default=300.0, gt=0, le=5000)
+    # Evidence photos (api/services/evidence.py).
+    #: Largest photo upload in bytes (413 photo_too_large beyond it, counted as it streams in).
+    photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1, le=50 * 1024 * 1024)
+    #: Largest photo in pixels (width x height), read from its header before it is decoded: a
+    #: small file can unpack into a huge image (a decompression bomb).
+    photo_max_pixels: int = Field(default=50_000_000, ge=1, le=178_956_970)
+    #: Longest side of a stored photo; larger ones are scaled down when re-encoded.
+    photo_max_edge_px: int = Field(default=2560, ge=64, le=16384)
+    #: Photos one request may carry (409 too_many_photos beyond).
+    photos_per_request: int = Field(default=9, ge=1, le=100)
+    #: Where photos are kept, by content hash. Empty: ``<cache>/evidence``.
+    evidence_dir: str = ""
+
+    @field_validator("sla_minutes")
+    @classmethod
+    def _sla(cls, value: dict[str, float]) -> dict[str, float]:
+        from geo.categories import CATEGORIES
+
+        known = {"*", *(str(c.code) for c in CATEGORIES)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            msg = f"sla_minutes: unknown categories {unknown}; use '*' or {sorted(known - {'*'})}"
+            raise ValueError(msg)
+        if any(not 0 < v <= 30 * 24 * 60 for v in value.values()):
+            msg = "sla_minutes: every value must be more than 0 and at most 30 days of minutes"
+            raise ValueError(msg)
+        return {"*": 120.0, **value}
 
     @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_writes_per_address")
     @classmethod
@@ -90,6 +149,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL; SQLite in the cache directory unless set."""
         return self.database_url or f"sqlite:///{self.cache / 'practice.db'}"
+
+    @property
+    def resolved_evidence_dir(self) -> Path:
+        """The directory of evidence photos; ``<cache>/evidence`` unless set."""
+        return Path(self.evidence_dir) if self.evidence_dir else self.cache / "evidence"
 
 
 @lru_cache

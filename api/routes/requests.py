@@ -1,4 +1,7 @@
-"""Service requests: 点单 (create), 派单 (dispatch), 接单 (accept), 评单 (review) and the rest."""
+"""Service requests: 点单 (create), 派单 (dispatch), 接单 (accept), 评单 (review) and the rest.
+
+The workbench's 驳回 (reject), 合并 (merge) and 改派 (redispatch) are actions here too.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ from api.domain import RequestState
 from api.schemas.dispatch import (
     CompleteBody,
     DispatchBody,
+    MergeBody,
     NoteBody,
+    RejectBody,
     RequestCreate,
     RequestList,
     RequestPublic,
@@ -47,7 +52,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (404, "No such request (not_found)"),
         (409, "The action does not fit the current state (invalid_transition, with `state`), "
               "or no team can take it (team_unavailable, no_eligible_team)"),
-        (422, "Invalid body, unknown_category, out_of_area or idempotency_conflict"),
+        (422, "Invalid body, unknown_category, out_of_area, bad_merge_target or "
+              "idempotency_conflict"),
     )
 }
 
@@ -214,3 +220,48 @@ def cancel_request(
     """取消 (the resident, a dispatcher or an admin) while the request is still open."""
     return answer(dispatch.act(session, district, user, request_id, "cancel",
                                body or NoteBody(), idempotency_key=idempotency_key), out_crs)
+
+
+@router.post("/{request_id}/reject", response_model=RequestPublic, responses=_PROBLEMS)
+def reject_request(
+    request_id: RequestId,
+    body: RejectBody,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
+) -> JSONResponse:
+    """驳回 (dispatcher, admin, 所/站 in its area): a waiting order refused, the reason shown."""
+    return answer(dispatch.act(session, district, user, request_id, "reject", body,
+                               idempotency_key=idempotency_key), out_crs)
+
+
+@router.post("/{request_id}/merge", response_model=RequestPublic, responses=_PROBLEMS)
+def merge_request(
+    request_id: RequestId,
+    body: MergeBody,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
+) -> JSONResponse:
+    """合并: a waiting duplicate joins another open order of the same category (``into``)."""
+    return answer(dispatch.act(session, district, user, request_id, "merge", body,
+                               idempotency_key=idempotency_key), out_crs)
+
+
+@router.post("/{request_id}/redispatch", response_model=RequestPublic, responses=_PROBLEMS)
+def redispatch_request(
+    request_id: RequestId,
+    district: DistrictDep,
+    session: SessionDep,
+    user: WriterDep,
+    body: DispatchBody | None = None,
+    idempotency_key: IdempotencyKeyDep = None,
+    out_crs: OutCrsDep = Crs.WGS84,
+) -> JSONResponse:
+    """改派: a dispatched or accepted order to ``team_id``, or to the next nearest capable team."""
+    return answer(dispatch.act(session, district, user, request_id, "redispatch",
+                               body or DispatchBody(), idempotency_key=idempotency_key), out_crs)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from api.domain import RequestState, Role
+from api.schemas.evidence import PhotoRef
 from geo.datum import Crs, to_wgs84
 from geo.registry import Level
 
@@ -42,6 +43,19 @@ class DispatchBody(BaseModel):
     """派单: to a named team, or (no team_id) to the nearest capable team with free capacity."""
 
     team_id: str | None = Field(default=None, max_length=96)
+
+
+class RejectBody(BaseModel):
+    """驳回: why the order is refused; the resident reads it."""
+
+    reason: str = Field(min_length=2, max_length=500, pattern=r"\S",
+                        examples=["不属于志愿服务范围，请拨打 12345 热线"])
+
+
+class MergeBody(BaseModel):
+    """合并: the open order of the same category this duplicate joins."""
+
+    into: int = Field(ge=1, le=2_147_483_647, description="Id of the order kept")
 
 
 class NoteBody(BaseModel):
@@ -117,6 +131,15 @@ class RequestPublic(BaseModel):
     updated_at: datetime
     review: ReviewPublic | None
     history: list[TransitionPublic]
+    reject_reason: str | None = Field(default=None, description="Why it was rejected (驳回)")
+    merged_into: int | None = Field(default=None, description="The order it was merged into")
+    level: Level | None = Field(default=None,
+                                description="Level answering for it: community, township, center")
+    level_zh: str | None = Field(default=None, description="站, 所 or 中心")
+    area_site_id: str | None = Field(default=None, description="Position answering for it")
+    area_name: str | None = None
+    photos: list[PhotoRef] = Field(default_factory=list,
+                                   description="Evidence photos (完成凭证), oldest first")
 
 
 class RequestList(BaseModel):
@@ -205,9 +228,61 @@ class Leaderboard(BaseModel):
 
 
 class UserPublic(BaseModel):
-    """The calling user."""
+    """The calling user (GET /users/me; the user of a phone sign-in)."""
 
     id: int
     name: str
     role: Role
+    role_zh: str = Field(description="The role in zh-CN (居民, 调度员...)")
     team_id: str | None
+    site_id: str | None = Field(default=None, description="The 所/站 of a station account")
+    phone_masked: str | None = Field(default=None, description="Sign-in phone, 138****1234")
+    volunteer_id: int | None = Field(default=None, description="The volunteer profile, if any")
+    leads_teams: list[str] = Field(default_factory=list, description="Teams the user leads")
+
+
+class DuplicateRef(BaseModel):
+    """Another open order that may be the same call."""
+
+    id: int
+    walk_m: float = Field(description="Walking metres between the two on the street network")
+
+
+class QueueItem(BaseModel):
+    """An open order on the dispatcher's workbench, with its SLA timer."""
+
+    id: int
+    category: str
+    category_zh: str
+    state: RequestState
+    state_zh: str
+    created_at: datetime
+    age_minutes: float
+    sla_minutes: float | None = Field(description="Minutes it may wait at its level")
+    due_at: datetime | None = Field(description="When it becomes overdue (waiting orders only)")
+    overdue: bool
+    level: Level | None
+    level_zh: str | None
+    area_site_id: str | None
+    area_name: str | None
+    team_id: str | None
+    team_name: str | None
+    description: str
+    contact: str
+    contact_masked: bool
+    lon: float
+    lat: float
+    round: int
+    next_actions: list[str]
+    duplicates: list[DuplicateRef]
+
+
+class DeskQueue(BaseModel):
+    """The workbench queue: open orders oldest first, with counts."""
+
+    now: datetime
+    items: list[QueueItem]
+    count: int = Field(description="Open orders matching the filters (before the limit)")
+    counts: dict[str, int] = Field(description="Open orders per state (the caller's area)")
+    overdue: int = Field(description="Overdue orders (the caller's area)")
+    sla_minutes: dict[str, float] = Field(description="The SLA setting, per category and *")

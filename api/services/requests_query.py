@@ -1,6 +1,7 @@
 """Find the service requests a user may see: one by id, or a page of them.
 
 Residents see their own; teams those assigned to them and the open pool of their categories;
+volunteers who lead teams those assigned to their teams; 所/站 accounts those of their area;
 dispatchers and admins all. Any other id is "not found", so ids cannot be walked to read
 residents' descriptions and positions.
 """
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 from api.domain import RequestState, Role
 from api.services.dispatch_errors import NotFoundError
 from api.services.eligibility import offered_categories
-from api.services.requests_view import present, present_many
+from api.services.escalation import station_area
+from api.services.requests_view import led_teams, present, present_many
 from api.storage.models import ServiceRequest, Team, User
 from geo import District
 
@@ -59,11 +61,17 @@ def get_request(
     of its categories.
     """
     req = visible(session, user, request_id, district)
+    hidden = False
     if user.role == Role.TEAM and req.team_id != user.team_id:
         codes = _pool_categories(session, user)
-        if not (req.state == RequestState.SUBMITTED and req.category in codes):
-            msg = f"没有编号为 {request_id} 的服务请求"
-            raise NotFoundError(msg, request_id=request_id)
+        hidden = not (req.state == RequestState.SUBMITTED and req.category in codes)
+    elif user.role == Role.VOLUNTEER:
+        hidden = req.team_id is None or req.team_id not in led_teams(session, user)
+    elif user.role == Role.STATION:
+        hidden = req.area_site_id not in station_area(session, user)
+    if hidden:
+        msg = f"没有编号为 {request_id} 的服务请求"
+        raise NotFoundError(msg, request_id=request_id)
     return present(session, req, user)
 
 
@@ -90,6 +98,10 @@ def list_requests(
             ServiceRequest.team_id == user.team_id,
             (ServiceRequest.state == RequestState.SUBMITTED) & ServiceRequest.category.in_(codes),
         ))
+    elif user.role == Role.VOLUNTEER:
+        where.append(ServiceRequest.team_id.in_(sorted(led_teams(session, user))))
+    elif user.role == Role.STATION:
+        where.append(ServiceRequest.area_site_id.in_(sorted(station_area(session, user))))
     if state is not None:
         where.append(ServiceRequest.state == state)
     if bbox is not None:

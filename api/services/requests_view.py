@@ -10,9 +10,21 @@ from sqlalchemy.orm import Session
 
 from api.domain import Role
 from api.schemas.dispatch import RequestPublic, ReviewPublic, TeamRef, TransitionPublic
+from api.services.evidence import photos_of
 from api.services.state_machine import next_actions
-from api.storage.models import Review, ServiceRequest, Team, Transition, User, as_utc
+from api.storage.models import (
+    Position,
+    Review,
+    ServiceRequest,
+    Team,
+    TeamMember,
+    Transition,
+    User,
+    Volunteer,
+    as_utc,
+)
 from geo.categories import category as category_of
+from geo.registry import Level
 
 
 def mask_contact(contact: str) -> str:
@@ -24,11 +36,37 @@ def mask_contact(contact: str) -> str:
     return "*" * len(contact)
 
 
-def sees_contact(user: User, req: ServiceRequest) -> bool:
-    """Only dispatchers and the team the request is assigned to see the full contact."""
-    if user.role == Role.DISPATCHER:
+def led_teams(session: Session, user: User) -> frozenset[str]:
+    """Return the ids of the teams a volunteer user leads (``TeamMember.leader``)."""
+    if user.role != Role.VOLUNTEER:
+        return frozenset()
+    return frozenset(session.scalars(
+        select(TeamMember.team_id).join(Volunteer, Volunteer.id == TeamMember.volunteer_id)
+        .where(Volunteer.user_id == user.id, TeamMember.leader.is_(True))
+    ))
+
+
+def sees_contact(user: User, req: ServiceRequest, led: frozenset[str] = frozenset()) -> bool:
+    """Only dispatchers, 所/站 accounts and the assigned team (or its leader) see the contact.
+
+    A 所/station account only ever reads the orders of its area; ``led`` are the teams a
+    volunteer user leads.
+    """
+    if user.role in (Role.DISPATCHER, Role.STATION):
         return True
-    return user.role == Role.TEAM and req.team_id is not None and user.team_id == req.team_id
+    if req.team_id is None:
+        return False
+    return ((user.role == Role.TEAM and user.team_id == req.team_id)
+            or (user.role == Role.VOLUNTEER and req.team_id in led))
+
+
+def area_names(session: Session, reqs: Sequence[ServiceRequest]) -> dict[str, str]:
+    """Return the names of the positions answering for the requests, by site id."""
+    sites = {r.area_site_id for r in reqs if r.area_site_id}
+    if not sites:
+        return {}
+    return dict(session.execute(
+        select(Position.site_id, Position.name).where(Position.site_id.in_(sites))).all())
 
 
 def present_many(
@@ -51,9 +89,12 @@ def present_many(
         t.team_id: t.name
         for t in session.execute(select(Team.team_id, Team.name).where(Team.team_id.in_(team_ids)))
     } if team_ids else {}
+    led = led_teams(session, user)
+    areas = area_names(session, reqs)
+    photos = photos_of(session, reqs)
     out = []
     for r in reqs:
-        show = sees_contact(user, r)
+        show = sees_contact(user, r, led)
         rv = reviews.get(r.id)
         pub = RequestPublic(
             id=r.id,
@@ -84,6 +125,13 @@ def present_many(
                 )
                 for t in history[r.id]
             ],
+            reject_reason=r.reject_reason,
+            merged_into=r.merged_into,
+            level=r.level,
+            level_zh=Level(r.level).short if r.level else None,
+            area_site_id=r.area_site_id,
+            area_name=areas.get(r.area_site_id) if r.area_site_id else None,
+            photos=photos[r.id],
         )
         out.append(pub.model_dump(mode="json"))
     return out

@@ -2,14 +2,20 @@
 
 A request moves ``submitted → dispatched → accepted → completed → reviewed``; ``cancel`` ends it
 from any open state and ``decline`` sends a dispatched request back to the pool, counting a new
-round. :func:`move` updates the request only if its version is still the one read, so of many
-concurrent moves exactly one wins and the others see the new state (409). ``(round, rank of
-state)`` grows with every move: states only move forward.
+round. At the dispatcher's workbench a waiting request may be rejected (驳回, with a reason the
+resident reads) or merged into a duplicate, and a dispatched or accepted one re-dispatched to
+another team (a new round, like a decline). :func:`move` updates the request only if its
+version is still the one read, so of many concurrent moves exactly one wins and the others see
+the new state (409). ``(round, rank of state)`` grows with every move: states only move
+forward. :func:`relevel` hands a request to another level (escalation) the same way, its state
+unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,6 +25,7 @@ from api.domain import RequestState, Role
 from api.services import outbox
 from api.services.dispatch_errors import InvalidTransitionError
 from api.storage.models import ServiceRequest, Transition, User, utcnow
+from geo.registry import Level
 
 
 @dataclass(frozen=True)
@@ -33,21 +40,31 @@ class Action:
 
 
 _CANCELLABLE = (RequestState.SUBMITTED, RequestState.DISPATCHED, RequestState.ACCEPTED)
+#: States in which a request waits for a team: its SLA timer runs, it may be rejected or merged.
+WAITING = (RequestState.SUBMITTED, RequestState.DISPATCHED)
+#: Who allocates orders: dispatchers and admins everywhere, 所/站 accounts in their area.
+_ALLOCATORS = frozenset({Role.DISPATCHER, Role.ADMIN, Role.STATION})
+#: Who acts for a team: its account, or a volunteer who leads it (checked by the handler).
+_TEAM = frozenset({Role.TEAM, Role.VOLUNTEER})
+#: Actions after which the request starts a new round (it goes to another team).
+NEW_ROUND = frozenset({"decline", "redispatch"})
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
         Action("dispatch", "派单", (RequestState.SUBMITTED,), RequestState.DISPATCHED,
-               frozenset({Role.DISPATCHER, Role.ADMIN})),
+               _ALLOCATORS),
         Action("accept", "接单", (RequestState.SUBMITTED, RequestState.DISPATCHED),
-               RequestState.ACCEPTED, frozenset({Role.TEAM})),
-        Action("decline", "拒单", (RequestState.DISPATCHED,), RequestState.SUBMITTED,
-               frozenset({Role.TEAM})),
-        Action("complete", "完成服务", (RequestState.ACCEPTED,), RequestState.COMPLETED,
-               frozenset({Role.TEAM})),
+               RequestState.ACCEPTED, _TEAM),
+        Action("decline", "拒单", (RequestState.DISPATCHED,), RequestState.SUBMITTED, _TEAM),
+        Action("complete", "完成服务", (RequestState.ACCEPTED,), RequestState.COMPLETED, _TEAM),
         Action("review", "评单", (RequestState.COMPLETED,), RequestState.REVIEWED,
                frozenset({Role.RESIDENT})),
         Action("cancel", "取消", _CANCELLABLE, RequestState.CANCELLED,
                frozenset({Role.RESIDENT, Role.DISPATCHER, Role.ADMIN})),
+        Action("reject", "驳回", WAITING, RequestState.REJECTED, _ALLOCATORS),
+        Action("merge", "合并", WAITING, RequestState.MERGED, _ALLOCATORS),
+        Action("redispatch", "改派", (RequestState.DISPATCHED, RequestState.ACCEPTED),
+               RequestState.DISPATCHED, _ALLOCATORS),
     )
 }
 
@@ -90,7 +107,7 @@ def move(
         If another move got there first (with the state it left).
     """
     now = utcnow()
-    new_round = req.round + (1 if spec.name == "decline" else 0)
+    new_round = req.round + (1 if spec.name in NEW_ROUND else 0)
     result = session.execute(
         update(ServiceRequest)
         .where(
@@ -113,3 +130,58 @@ def move(
                           team_id=team_id or req.team_id, district=req.district, at=now)
     session.flush()
     session.refresh(req)
+
+
+def relevel(
+    session: Session,
+    req: ServiceRequest,
+    actor: User,
+    *,
+    level: Level,
+    site_id: str,
+    note: str,
+    messages: Mapping[str, str],
+    now: datetime,
+) -> bool:
+    """Hand a waiting request to another level and position (escalation), its state unchanged.
+
+    Compare-and-set like :func:`move`: only if the version, state and level are still those
+    read. Writes an ``escalate`` step to the history (from and to the same state) and an
+    outbox event ``request.escalate`` per audience in ``messages`` (``resident``,
+    ``dispatcher``...: the zh-CN text for each), and restarts the level's clock
+    (``level_since``).
+
+    Returns
+    -------
+    bool
+        Whether this call moved it (``False``: another writer changed it first).
+    """
+    result = session.execute(
+        update(ServiceRequest)
+        .where(
+            ServiceRequest.id == req.id,
+            ServiceRequest.version == req.version,
+            ServiceRequest.state == req.state,
+            ServiceRequest.area_site_id == req.area_site_id,
+        )
+        .values(level=level, area_site_id=site_id, level_since=now, version=req.version + 1,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.add(Transition(
+        request_id=req.id, action="escalate", from_state=req.state, to_state=req.state,
+        actor_id=actor.id, actor_role=actor.role, team_id=req.team_id, note=note, at=now,
+    ))
+    base = {"request_id": req.id, "state": str(req.state), "team_id": req.team_id,
+            "district": req.district, "action": "escalate", "category": req.category,
+            "level": str(level), "area_site_id": site_id}
+    for audience, text in messages.items():
+        subject = {**base, "audience": audience}
+        if audience == "resident":
+            subject["resident_id"] = req.resident_id
+        outbox.record(session, "request.escalate", subject, text, at=now, audience=audience)
+    session.flush()
+    session.refresh(req)
+    return True

@@ -80,6 +80,9 @@ def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
 
     old = os.environ.get("PRACTICE_CIRCLE_DATABASE_URL")
     os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = db_url
+    # Tests escalate overdue orders themselves, at a time of their choosing (now=).
+    old_poll = os.environ.get("PRACTICE_CIRCLE_ESCALATION_POLL_S")
+    os.environ["PRACTICE_CIRCLE_ESCALATION_POLL_S"] = "0"
     get_settings.cache_clear()
     try:
         settings = Settings()
@@ -92,6 +95,10 @@ def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
             os.environ.pop("PRACTICE_CIRCLE_DATABASE_URL", None)
         else:
             os.environ["PRACTICE_CIRCLE_DATABASE_URL"] = old
+        if old_poll is None:
+            os.environ.pop("PRACTICE_CIRCLE_ESCALATION_POLL_S", None)
+        else:
+            os.environ["PRACTICE_CIRCLE_ESCALATION_POLL_S"] = old_poll
         get_settings.cache_clear()
     yield client
     client.__exit__(None, None, None)

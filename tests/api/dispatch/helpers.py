@@ -21,6 +21,7 @@ from api.services.accounts import create_user
 from api.storage.models import (
     Activity,
     Attendance,
+    Evidence,
     HoursEntry,
     IdempotencyRecord,
     OutboxEvent,
@@ -30,6 +31,7 @@ from api.storage.models import (
     Review,
     Reward,
     ServiceRequest,
+    SignInCode,
     Signup,
     Team,
     TeamMember,
@@ -66,7 +68,7 @@ def reset(url: str, district: geo.District) -> None:
     with session_maker(url)() as s:
         for model in (OutboxEvent, IdempotencyRecord, PointsEntry, Review, Transition, PointsLine,
                       Redemption, Reward, HoursEntry, Attendance, Signup, Activity, TeamMember,
-                      Volunteer):
+                      Volunteer, Evidence, SignInCode):
             s.execute(delete(model))
         s.execute(delete(ServiceRequest))
         s.execute(delete(User))

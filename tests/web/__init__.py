@@ -1,0 +1,1 @@
+"""Tests of the phone pages and the workbench in a real browser."""
