@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from api.domain import Role, SignupState
 from api.services import outbox
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
+from api.services.leaders import led_teams
 from api.services.matching import position_walk
-from api.services.volunteers import led_teams, volunteer_of
+from api.services.volunteers import volunteer_of
 from api.storage.models import Activity, Position, Signup, Team, User, as_utc, utcnow
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category

@@ -28,8 +28,9 @@ from api.domain import BEIJING, Role, SignupState
 from api.services.activities import find_activity, walk_minutes_from
 from api.services.dispatch_errors import DispatchError, ForbiddenError
 from api.services.keys import READABLE, secret_key
+from api.services.leaders import led_teams
 from api.services.ledger import credit_activity
-from api.services.volunteers import led_teams, volunteer_of
+from api.services.volunteers import volunteer_of
 from api.settings import get_settings
 from api.storage.models import Activity, Attendance, HoursEntry, Signup, User, as_utc, utcnow
 from geo import District

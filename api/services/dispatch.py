@@ -34,9 +34,10 @@ from api.services.eligibility import team_reasons
 from api.services.escalation import assign_area, station_area
 from api.services.idempotency import Outcome, fingerprint, run_once
 from api.services.leaderboard import hours_points, review_points
+from api.services.leaders import led_teams
 from api.services.matching import position_walk, rank_teams
 from api.services.requests_query import visible
-from api.services.requests_view import led_teams, present
+from api.services.requests_view import present
 from api.services.state_machine import ACTIONS, WAITING, Action, invalid, move
 from api.services.team_pick import declined_by, lock_team, pick_team, require_eligible
 from api.storage.models import (

@@ -37,7 +37,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.domain import RequestState, Role
+from api.domain import RequestState
 from api.schemas.evidence import PhotoPublic, PhotoRef
 from api.services.dispatch_errors import (
     DispatchError,
@@ -45,7 +45,8 @@ from api.services.dispatch_errors import (
     InvalidTransitionError,
     NotFoundError,
 )
-from api.storage.models import Evidence, ServiceRequest, TeamMember, User, Volunteer
+from api.services.leaders import acts_for_team
+from api.storage.models import Evidence, ServiceRequest, User
 from geo import District
 from geo.district import ensure_private_dir
 
@@ -114,18 +115,6 @@ def _readable(session: Session, district: District, user: User, request_id: int)
     from api.services.requests_query import get_request  # it imports the view, which imports us
 
     get_request(session, district, user, request_id)
-
-
-def acts_for_team(session: Session, user: User, team_id: str) -> bool:
-    """Tell whether the user is the team's account or a volunteer who leads it."""
-    if user.role == Role.TEAM:
-        return user.team_id == team_id
-    if user.role != Role.VOLUNTEER:
-        return False
-    return session.scalar(
-        select(TeamMember.team_id).join(Volunteer, Volunteer.id == TeamMember.volunteer_id)
-        .where(Volunteer.user_id == user.id, TeamMember.team_id == team_id,
-               TeamMember.leader.is_(True))) is not None
 
 
 def _may_attach(session: Session, district: District, user: User, request_id: int,

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from api.domain import EntryState, HoursKind, Role
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
 from api.services.leaderboard import STAR_HOURS, STAR_ZH, star_level
-from api.services.volunteers import find_volunteer, led_teams, teams_of
+from api.services.leaders import led_teams
+from api.services.volunteers import find_volunteer, teams_of
 from api.settings import get_settings
 from api.storage.models import (
     HoursEntry,

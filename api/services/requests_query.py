@@ -17,7 +17,8 @@ from api.domain import RequestState, Role
 from api.services.dispatch_errors import NotFoundError
 from api.services.eligibility import offered_categories
 from api.services.escalation import station_area
-from api.services.requests_view import led_teams, present, present_many
+from api.services.leaders import led_teams
+from api.services.requests_view import present, present_many
 from api.storage.models import ServiceRequest, Team, User
 from geo import District
 

@@ -11,16 +11,15 @@ from sqlalchemy.orm import Session
 from api.domain import Role
 from api.schemas.dispatch import RequestPublic, ReviewPublic, TeamRef, TransitionPublic
 from api.services.evidence import photos_of
+from api.services.leaders import led_teams
 from api.services.state_machine import next_actions
 from api.storage.models import (
     Position,
     Review,
     ServiceRequest,
     Team,
-    TeamMember,
     Transition,
     User,
-    Volunteer,
     as_utc,
 )
 from geo.categories import category as category_of
@@ -34,16 +33,6 @@ def mask_contact(contact: str) -> str:
     if len(contact) > 2:
         return contact[0] + "*" * (len(contact) - 2) + contact[-1]
     return "*" * len(contact)
-
-
-def led_teams(session: Session, user: User) -> frozenset[str]:
-    """Return the ids of the teams a volunteer user leads (``TeamMember.leader``)."""
-    if user.role != Role.VOLUNTEER:
-        return frozenset()
-    return frozenset(session.scalars(
-        select(TeamMember.team_id).join(Volunteer, Volunteer.id == TeamMember.volunteer_id)
-        .where(Volunteer.user_id == user.id, TeamMember.leader.is_(True))
-    ))
 
 
 def sees_contact(user: User, req: ServiceRequest, led: frozenset[str] = frozenset()) -> bool:

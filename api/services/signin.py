@@ -45,8 +45,9 @@ from api.services.accounts import (
     signing_key,
 )
 from api.services.dispatch_errors import DispatchError, ForbiddenError, UnauthorizedError
+from api.services.leaders import led_teams
 from api.settings import get_settings
-from api.storage.models import SignInCode, TeamMember, User, Volunteer, as_utc, utcnow
+from api.storage.models import SignInCode, User, Volunteer, as_utc, utcnow
 from geo import District
 
 log = logging.getLogger("practice_circle")
@@ -207,10 +208,8 @@ def sign_in(session: Session, district: District, phone: str, code: str, *,
 def describe(session: Session, user: User) -> dict[str, Any]:
     """Describe a user for themselves: role, team or site, masked phone, volunteer, led teams."""
     volunteer_id = session.scalar(select(Volunteer.id).where(Volunteer.user_id == user.id))
-    leads: list[str] = []
-    if volunteer_id is not None:
-        leads = sorted(session.scalars(select(TeamMember.team_id).where(
-            TeamMember.volunteer_id == volunteer_id, TeamMember.leader.is_(True))))
+    # a team account *is* its team; "leads" lists the teams a volunteer leads
+    leads = sorted(led_teams(session, user)) if user.role == Role.VOLUNTEER else []
     return {"id": user.id, "name": user.name, "role": user.role, "role_zh": user.role.zh,
             "team_id": user.team_id, "site_id": user.site_id, "phone_masked": user.phone_masked,
             "volunteer_id": volunteer_id, "leads_teams": leads}

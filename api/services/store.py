@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from api.domain import Role
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
 from api.services.keys import READABLE
+from api.services.leaders import led_teams
 from api.services.ledger import points_balance
-from api.services.volunteers import led_teams, volunteer_of
+from api.services.volunteers import volunteer_of
 from api.storage.models import (
     PointsLine,
     Position,

@@ -25,6 +25,7 @@ from api.domain import Role
 from api.services.accounts import create_user
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
 from api.services.keys import secret_key
+from api.services.leaders import led_teams
 from api.services.registry import check_categories
 from api.services.requests_view import mask_contact
 from api.settings import get_settings
@@ -117,18 +118,6 @@ def volunteer_of(session: Session, user: User) -> Volunteer:
         msg = "只有注册志愿者可以这样做"
         raise ForbiddenError(msg, role=user.role)
     return volunteer
-
-
-def led_teams(session: Session, user: User) -> set[str]:
-    """Return the teams a user acts for as leader: a team's own account, or a leader member."""
-    if user.role == Role.TEAM and user.team_id:
-        return {user.team_id}
-    if user.role != Role.VOLUNTEER:
-        return set()
-    rows = session.scalars(
-        select(TeamMember.team_id).join(Volunteer, Volunteer.id == TeamMember.volunteer_id)
-        .where(Volunteer.user_id == user.id, TeamMember.leader.is_(True)))
-    return set(rows)
 
 
 def teams_of(session: Session, volunteer_id: int) -> list[TeamMember]:
