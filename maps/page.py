@@ -156,6 +156,10 @@ def page_config(district: District) -> dict[str, Any]:
             "serviceAreas": _url("service-areas", name, minutes="15"),
             "gaps": _url("gaps", name),
             "recommendations": _url("recommendations", name),
+            "search": _url("search", name),
+            # {site_id} is filled in by practice-map.js (URL-encoded)
+            "card": _url("positions/{site_id}/card", name),
+            "route": _url("positions/{site_id}/route", name),
         },
         "levels": [{"code": code, "zh": zh, **LEVEL_STYLE[code]} for code, zh in LEVELS.items()],
         "categories": [{"code": c.code, "name": c.name} for c in CATEGORIES],
@@ -199,9 +203,10 @@ def panel_html(district: District) -> str:
   </header>
   <div id="pc-body" class="pc-body">
     <div class="pc-tools">
-      <label class="pc-sr" for="pc-search">按名称搜索阵地</label>
-      <input id="pc-search" class="pc-input" type="search" placeholder="搜索阵地名称"
-        autocomplete="off" enterkeyhint="search" aria-controls="pc-results">
+      <label class="pc-sr" for="pc-search">按名称、地址或拼音首字母搜索阵地</label>
+      <input id="pc-search" class="pc-input" type="search" maxlength="40"
+        placeholder="搜索阵地：名称、地址或拼音首字母" autocomplete="off" enterkeyhint="search"
+        aria-controls="pc-results">
       <label class="pc-sr" for="pc-category">按服务类别筛选</label>
       <select id="pc-category" class="pc-input">
         <option value="">全部服务类别</option>{options}</select>
@@ -213,7 +218,7 @@ def panel_html(district: District) -> str:
     <p id="pc-count" class="pc-count" aria-live="polite">正在加载阵地…</p>
     <p id="pc-message" class="pc-message" role="status" aria-live="polite"></p>
     <ul id="pc-layer-status" class="pc-layer-status" aria-live="polite"></ul>
-    <section id="pc-results-box" class="pc-box" hidden>
+    <section id="pc-results-box" class="pc-box" hidden data-state="done" data-query="">
       <h2 class="pc-h2">搜索结果</h2>
       <ul id="pc-results" class="pc-list"></ul>
     </section>

@@ -1,19 +1,23 @@
-"""The practice map: its page, the data it fetches, 离我最近 and the local JS/CSS assets."""
+"""The practice map: its page, data, 离我最近, position cards and routes, search, assets."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import DistrictDep, OutCrsDep, PointDep, WorkDep
+from api.deps import DistrictDep, OutCrsDep, PointDep, ReadSessionDep, WorkDep
 from api.errors import ApiError
+from api.schemas.cards import PositionCard, SearchResults
 from api.schemas.places import FeatureCollection
 from api.schemas.planning import MinutesQuery
+from api.services.cards import position_card
 from api.services.map_data import Body, basemap_body, coverage_cells, page_body, sites_body
+from api.services.navigation import route_to
 from api.services.nearest import nearest_positions
+from api.services.search import MAX_LIMIT, MAX_QUERY, search_positions
 from geo import (
     DEFAULT_WALK_M_PER_MIN,
     MAX_WALK_M_PER_MIN,
@@ -98,3 +102,50 @@ def nearest(
     fc = nearest_positions(district, point.lon, point.lat, limit=limit, category_code=category,
                            walk_m_per_min=walk_m_per_min)
     return geojson_from_wgs84(fc, crs=out_crs)
+
+
+SiteId = Annotated[str, Path(min_length=1, max_length=64, description="Position id (小店区-S001)")]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such open position in the district (not_found)"}}
+
+
+@router.get("/positions/{site_id}/card", response_model=PositionCard, responses=_NOT_FOUND,
+            summary="A position's card: contact, hours, teams, coming activities, 导航")
+def position_card_route(
+    site_id: SiteId, district: DistrictDep, session: ReadSessionDep
+) -> dict[str, Any]:
+    """Show what a resident sees on tapping an open position (public).
+
+    The phone is the position's public one (``phone_tel`` to tap and call); ``navigation``
+    holds the Amap (GCJ-02) and Baidu (BD-09) walking hand-off links.
+    """
+    return position_card(session, district, site_id)
+
+
+@router.get("/positions/{site_id}/route", response_model=FeatureCollection,
+            responses={**_NOT_FOUND, 422: {"description": "Start too far from any street "
+                                                          "(out_of_area)"}})
+def position_route(
+    site_id: SiteId,
+    district: DistrictDep,
+    point: PointDep,
+    walk_m_per_min: Annotated[
+        float, Query(ge=MIN_WALK_M_PER_MIN, le=MAX_WALK_M_PER_MIN)
+    ] = DEFAULT_WALK_M_PER_MIN,
+    out_crs: OutCrsDep = Crs.WGS84,
+) -> dict[str, Any]:
+    """Walk from a point to one open position: our route, as 离我最近 finds and draws it."""
+    fc = route_to(district, site_id, point.lon, point.lat, walk_m_per_min=walk_m_per_min)
+    return geojson_from_wgs84(fc, crs=out_crs)
+
+
+@router.get("/search", response_model=SearchResults,
+            summary="Find positions by name, pinyin or address")
+def search(
+    district: DistrictDep,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY, pattern=r"\S",
+                            description="Name, address or pinyin (全拼 or 首字母, e.g. xdq)")],
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows at most")] = 10,
+) -> dict[str, Any]:
+    """Open positions whose name, address or pinyin matches ``q``, best first, one row each."""
+    return search_positions(district, q, limit=limit)

@@ -2,7 +2,9 @@
  * practice-map.js: the practice map's behaviour on top of the folium page.
  *
  * Positions (中心/所/站/点) with clustering, filters by service category and level, search by
- * name, 离我最近 (nearest positions by walking, with routes) from a click or 定位我, the offline
+ * name, address or pinyin (GET /search), a position's card (GET /positions/{id}/card: address,
+ * phone, hours, teams, coming activities, 导航 to Amap or Baidu after our own walking route),
+ * 离我最近 (nearest positions by walking, with routes) from a click or 定位我, the offline
  * basemap, lazy planner layers and the 长辈版 (large) mode. Every text that comes from data is
  * set with textContent; innerHTML only ever receives the constant SVG shapes below.
  * All data is fetched from the API with relative URLs.
@@ -13,13 +15,16 @@
   var SIZES = { center: 38, township: 32, community: 30, site: 26 };
   var FOCUS_ZOOM = 16;  // the cluster layer's disableClusteringAtZoom
   var LARGE_SIZES = { center: 52, township: 48, community: 46, site: 44 };
+  // Six steps of viridis (matplotlib's, Smith & van der Walt), light = near, dark = far: the
+  // lightness falls step by step, so the bins stay apart with red-green colour blindness
+  // (deuteranopia, protanopia) and in grey.
   var CELL_BINS = [
-    { max: 5, color: "#1A7F37", label: "5 分钟内" },
-    { max: 10, color: "#5CB85C", label: "5–10 分钟" },
-    { max: 15, color: "#C2E08A", label: "10–15 分钟" },
-    { max: 20, color: "#F6C05C", label: "15–20 分钟" },
-    { max: 30, color: "#EE7B30", label: "20–30 分钟" },
-    { max: Infinity, color: "#B42318", label: "30 分钟以上或无法步行到达" }
+    { max: 5, color: "#FDE725", label: "5 分钟内" },
+    { max: 10, color: "#7AD151", label: "5–10 分钟" },
+    { max: 15, color: "#22A884", label: "10–15 分钟" },
+    { max: 20, color: "#2A788E", label: "15–20 分钟" },
+    { max: 30, color: "#414487", label: "20–30 分钟" },
+    { max: Infinity, color: "#440154", label: "30 分钟以上或无法步行到达" }
   ];
   var PLANNER = {
     cells: { label: "步行时间网格" },
@@ -55,7 +60,9 @@
   var S = {
     map: null, layers: null, control: null, cfg: null, cluster: null, entries: [],
     byId: {}, category: "", query: "", levels: {}, large: false, planner: {},
-    routeLayers: [], renderers: {}, readyParts: {}, lastQuery: null, lastNearest: null
+    routeLayers: [], renderers: {}, readyParts: {}, lastQuery: null, lastNearest: null,
+    searchIds: null, searchHits: [], searchTotal: 0, searchSeq: 0, searchTimer: null,
+    cards: {}, drawn: null
   };
 
   // ------------------------------------------------------------------ small DOM helpers
@@ -164,14 +171,27 @@
     });
   }
 
+  // A cluster reads as "3 个阵地" to a screen reader (and as a tooltip): the number alone says
+  // nothing. Leaflet gives the keyboard-focusable icon role=button.
+  var ClusterIcon = L.DivIcon.extend({
+    createIcon: function (old) {
+      var div = L.DivIcon.prototype.createIcon.call(this, old);
+      div.setAttribute("aria-label", this.options.label);
+      div.title = this.options.label;
+      return div;
+    }
+  });
+
   function clusterIcon(cluster) {
     var n = cluster.getChildCount();
     var size = S.large ? 52 : (n < 10 ? 36 : 42);
     var span = el("span", null, n);
-    return L.divIcon({
+    span.setAttribute("aria-hidden", "true");
+    return new ClusterIcon({
       html: span.outerHTML,
       className: "pc-cluster",
-      iconSize: [size, size]
+      iconSize: [size, size],
+      label: n + " 个阵地"
     });
   }
 
@@ -199,24 +219,81 @@
     };
   }
 
+  function teamsBlock(names) {
+    var t = el("div", "pc-pop-line pc-card-teams");
+    if (!names.length) {
+      t.appendChild(el("span", "pc-pop-label", "志愿服务队："));
+      t.appendChild(el("span", null, "暂无"));
+      return t;
+    }
+    t.appendChild(el("span", "pc-pop-label", "志愿服务队（" + names.length + "）："));
+    var ul = el("ul", "pc-pop-teams");
+    names.forEach(function (name) { ul.appendChild(el("li", null, name)); });
+    t.appendChild(ul);
+    return t;
+  }
+
+  // A position's card, in its popup: what the map already has at once, the rest (address,
+  // phone, teams, coming activities, 导航 links) from GET /positions/{id}/card.
   function sitePopup(f) {
     var p = f.properties;
-    var box = el("div", "pc-pop");
+    var box = el("div", "pc-pop pc-card");
+    box.dataset.siteId = p.site_id;
+    box.dataset.state = "loading";
+    // What a resident needs first on a small screen: where, how to call, when, 导航.
     box.appendChild(el("h3", "pc-pop-title", p.name));
     line(box, "层级", p.level_zh);
+    line(box, "地址", "正在加载…").dataset.field = "address";
+    line(box, "电话", "正在加载…").dataset.field = "phone";
+    line(box, "开放时间", p.opening_hours || "未知").dataset.field = "opening_hours";
+    var acts = el("div", "pc-pop-line pc-card-acts");
+    acts.appendChild(el("span", "pc-pop-label", "近期活动："));
+    acts.appendChild(el("span", null, "正在加载…"));
+
+    var navId = "pc-nav-" + String(p.site_id).replace(/[^A-Za-z0-9_-]/g, function (ch) {
+      return "_" + ch.charCodeAt(0).toString(16);
+    });
+    var navBtn = el("button", "pc-btn pc-btn-main pc-pop-btn pc-nav-btn", "导航");
+    navBtn.type = "button";
+    navBtn.setAttribute("aria-expanded", "false");
+    navBtn.setAttribute("aria-controls", navId);
+    var nav = el("div", "pc-nav");
+    nav.id = navId;
+    nav.hidden = true;
+    var status = el("p", "pc-nav-route", "");
+    status.setAttribute("role", "status");
+    nav.appendChild(status);
+    nav.appendChild(el("p", "pc-pop-note", "用其他地图导航（坐标已换算为各自的坐标系）："));
+    var links = el("div", "pc-nav-links");
+    [["amap", "高德地图"], ["baidu", "百度地图"]].forEach(function (k) {
+      var a = el("a", "pc-btn pc-nav-link", k[1]);
+      a.dataset.app = k[0];
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.setAttribute("aria-disabled", "true");
+      links.appendChild(a);
+    });
+    nav.appendChild(links);
+    navBtn.addEventListener("click", function () {
+      var open = nav.hidden;
+      nav.hidden = !open;
+      navBtn.setAttribute("aria-expanded", open ? "true" : "false");
+      if (open) { showRouteTo(p.site_id, status); }
+      refreshPopup();
+      if (open) {  // bring 导航 to the top of the card: our route, then the other apps
+        var content = box.parentElement;
+        if (content && content.classList.contains("leaflet-popup-content")) {
+          content.scrollTop += navBtn.getBoundingClientRect().top -
+            content.getBoundingClientRect().top - 4;
+        }
+      }
+    });
+    box.appendChild(navBtn);
+    box.appendChild(nav);
+    box.appendChild(acts);
+    box.appendChild(teamsBlock(p.team_names || []));
     line(box, "服务类别", (p.category_names || []).join("、") || "暂无");
-    var teams = p.team_names || [];
-    if (teams.length) {
-      var t = el("div", "pc-pop-line");
-      t.appendChild(el("span", "pc-pop-label", "志愿服务队（" + teams.length + "）："));
-      var ul = el("ul", "pc-pop-teams");
-      teams.forEach(function (name) { ul.appendChild(el("li", null, name)); });
-      t.appendChild(ul);
-      box.appendChild(t);
-    } else {
-      line(box, "志愿服务队", "暂无");
-    }
-    line(box, "开放时间", p.opening_hours || "未知");
+
     var src = el("p", "pc-pop-note", (p.demo ? "示例数据 · " : "") + "OSM " + (p.osm_id || ""));
     box.appendChild(src);
     var btn = el("button", "pc-btn pc-pop-btn", "从这里查最近的其他阵地");
@@ -226,7 +303,89 @@
       nearest(L.latLng(c[1], c[0]), "“" + p.name + "”", p.site_id);
     });
     box.appendChild(btn);
+
+    loadCard(p.site_id).then(function (card) {
+      fillCard(box, card);
+    }).catch(function (err) {
+      box.dataset.state = "failed";
+      ["address", "phone"].forEach(function (k) {
+        var ln = box.querySelector('[data-field="' + k + '"]');
+        ln.lastChild.textContent = "加载失败";
+      });
+      acts.lastChild.textContent = "加载失败：" + err.message;
+      refreshPopup();
+    });
     return box;
+  }
+
+  function loadCard(id) {
+    if (!S.cards[id]) {
+      var url = S.cfg.urls.card.replace("{site_id}", encodeURIComponent(id));
+      S.cards[id] = getJSON(url).catch(function (err) {
+        delete S.cards[id];  // try again next time
+        throw err;
+      });
+    }
+    return S.cards[id];
+  }
+
+  var WHEN = { timeZone: "Asia/Shanghai", month: "long", day: "numeric", weekday: "short",
+    hour: "2-digit", minute: "2-digit", hour12: false };
+  var UNTIL = { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false };
+
+  function fillCard(box, card) {
+    var hours = box.querySelector('[data-field="opening_hours"]');
+    hours.lastChild.textContent = card.opening_hours || "未知";
+    var address = box.querySelector('[data-field="address"]');
+    address.lastChild.textContent = card.address || "未登记";
+    var phone = box.querySelector('[data-field="phone"]');
+    phone.removeChild(phone.lastChild);
+    if (card.phone && card.phone_tel) {
+      var tel = el("a", "pc-tel", card.phone);
+      tel.href = card.phone_tel;
+      tel.setAttribute("aria-label", "拨打电话 " + card.phone);
+      phone.appendChild(tel);
+    } else {
+      phone.appendChild(el("span", null, card.phone || "未登记"));
+    }
+    var teams = box.querySelector(".pc-card-teams");
+    box.replaceChild(teamsBlock(card.teams.map(function (t) { return t.name; })), teams);
+    var acts = box.querySelector(".pc-card-acts");
+    acts.removeChild(acts.lastChild);
+    if (!card.activities.length) {
+      acts.appendChild(el("span", null, "暂无"));
+    } else {
+      var ul = el("ul", "pc-card-list");
+      card.activities.forEach(function (a) {
+        var li = el("li");
+        li.dataset.activityId = String(a.id);
+        li.appendChild(el("span", "pc-act-title", a.title));
+        var start = new Date(a.starts_at), end = new Date(a.ends_at);
+        li.appendChild(el("span", "pc-act-when", start.toLocaleString("zh-CN", WHEN) + "–" +
+          end.toLocaleString("zh-CN", UNTIL)));
+        li.appendChild(el("span", "pc-act-seats", a.category_name + " · 已报名 " + a.confirmed +
+          "/" + a.capacity));
+        ul.appendChild(li);
+      });
+      acts.appendChild(ul);
+    }
+    Array.prototype.forEach.call(box.querySelectorAll(".pc-nav-link"), function (a) {
+      a.href = card.navigation[a.dataset.app];
+      a.removeAttribute("aria-disabled");
+    });
+    box.dataset.state = "ready";
+    refreshPopup();
+  }
+
+  function refreshPopup() {
+    // The card grew: let Leaflet measure it again (it stays within popupOptions' maxHeight).
+    var popup = S.openPopup;
+    if (!popup || !S.map.hasLayer(popup)) { return; }
+    var content = popup.getElement().querySelector(".leaflet-popup-content");
+    var top = content ? content.scrollTop : 0;  // update() puts the content in afresh
+    popup.update();
+    content = popup.getElement().querySelector(".leaflet-popup-content");
+    if (content) { content.scrollTop = top; }
   }
 
   function num(v, digits) {
@@ -274,11 +433,12 @@
   function entryMatches(e) {
     if (!S.levels[e.level]) { return false; }
     if (S.category && e.categories.indexOf(S.category) < 0) { return false; }
-    if (S.query && e.nameLower.indexOf(S.query) < 0) { return false; }
+    if (S.searchIds && !S.searchIds[e.id]) { return false; }
     return true;
   }
 
   function applyFilters() {
+    if (!S.cluster) { return; }  // the positions are not loaded yet: they apply it then
     var shown = S.entries.filter(entryMatches);
     S.cluster.clearLayers();
     S.cluster.addLayers(shown.map(function (e) { return e.marker; }));
@@ -287,38 +447,88 @@
     count.textContent = "显示 " + shown.length + " / " + S.entries.length + " 个阵地";
     count.dataset.visible = String(shown.length);
     count.dataset.total = String(S.entries.length);
-    renderResults(shown);
+    renderResults();
     renderLevelCounts();
   }
 
-  function renderResults(shown) {
+  // The rows of GET /search (its order: whole name, start of name, part, pinyin, address), one
+  // per position, less those the level and category filters hide. Namesakes (two 八一小学) are
+  // told apart by their address or the position they belong to.
+  function renderResults() {
     var box = $("pc-results-box"), list = $("pc-results");
     clear(list);
-    if (!S.query) { box.hidden = true; return; }
+    if (!S.searchIds) { box.hidden = true; return; }
     box.hidden = false;
-    if (!shown.length) {
-      list.appendChild(el("li", "pc-empty", "没有名称包含“" + S.rawQuery + "”的阵地"));
+    var hits = S.searchHits.filter(function (h) {
+      return S.byId[h.site_id] && entryMatches(S.byId[h.site_id]);
+    });
+    if (!hits.length) {
+      list.appendChild(el("li", "pc-empty", "没有名称、地址或拼音首字母与“" + S.rawQuery +
+        "”相符的阵地"));
       return;
     }
-    shown.slice(0, 30).forEach(function (e) {
+    hits.forEach(function (h) {
       var li = el("li");
       var b = el("button", "pc-item");
       b.type = "button";
-      b.dataset.siteId = e.id;
-      b.appendChild(el("span", "pc-item-name", e.name));
-      b.appendChild(el("span", "pc-item-sub", e.levelZh));
-      b.addEventListener("click", function () { focusSite(e.id); });
+      b.dataset.siteId = h.site_id;
+      b.appendChild(el("span", "pc-item-name", h.name));
+      b.appendChild(el("span", "pc-item-sub", h.level_zh));
+      var where = h.address || (h.parent_name ? "属 " + h.parent_name : "");
+      if (where) { b.appendChild(el("span", "pc-item-where", where)); }
+      b.addEventListener("click", function () { focusSite(h.site_id); });
       li.appendChild(b);
       list.appendChild(li);
     });
-    if (shown.length > 30) {
-      list.appendChild(el("li", "pc-empty", "还有 " + (shown.length - 30) + " 个，请输入更多字缩小范围"));
+    if (S.searchTotal > S.searchHits.length) {
+      list.appendChild(el("li", "pc-empty", "还有 " + (S.searchTotal - S.searchHits.length) +
+        " 个，请输入更多字缩小范围"));
+    }
+  }
+
+  function search(raw) {
+    var box = $("pc-results-box");
+    var seq = ++S.searchSeq;
+    global.clearTimeout(S.searchTimer);
+    S.rawQuery = raw;
+    box.dataset.query = raw;
+    if (!raw) {
+      S.searchIds = null; S.searchHits = []; S.searchTotal = 0;
+      box.dataset.state = "done";
+      applyFilters();
+      return Promise.resolve();
+    }
+    box.dataset.state = "loading";
+    return getJSON(withParams(S.cfg.urls.search, { q: raw.slice(0, 40), limit: 20 }))
+      .then(function (body) {
+        if (seq !== S.searchSeq) { return; }  // a later query is on its way
+        S.searchHits = body.items;
+        S.searchTotal = body.total;
+        S.searchIds = {};
+        body.items.forEach(function (h) { S.searchIds[h.site_id] = true; });
+        applyFilters();
+        box.dataset.state = "done";
+      }).catch(function (err) {
+        if (seq !== S.searchSeq) { return; }
+        box.dataset.state = "failed";
+        message("搜索失败：" + err.message, "error");
+      });
+  }
+
+  // Run fn once the map stands still: a view set in the middle of a zoom animation (the routes
+  // of 离我最近 being fitted) is lost, and the cluster never shows the marker.
+  function whenStill(fn) {
+    if (S.map._animatingZoom) {  // Leaflet's own flag; no public one
+      S.map.once("zoomend", function () { global.setTimeout(fn, 0); });
+    } else {
+      fn();
     }
   }
 
   function focusSite(id) {
     var e = S.byId[id];
     if (!e) { return; }
+    if (S.map._animatingZoom) { whenStill(function () { focusSite(id); }); return; }
     if (!S.cluster.hasLayer(e.marker)) {  // filtered out: show it again
       S.levels[e.level] = true;
       S.category = ""; $("pc-category").value = "";
@@ -392,12 +602,19 @@
           icon: iconFor(p.level), title: p.name + "（" + p.level_zh + "）", keyboard: true,
           riseOnHover: true
         });
-        marker.bindPopup(function () { return sitePopup(f); }, popupOptions(p.level));
+        // Leaflet calls this on every update of the popup (the card calls update when its
+        // details arrive): build the card once, again only after a failed load.
+        marker.bindPopup(function () {
+          if (!e.card || (e.card.dataset.state === "failed" && S.openPopup !== marker.getPopup())) {
+            e.card = sitePopup(f);
+          }
+          return e.card;
+        }, popupOptions(p.level));
         marker.on("add", function () { marker.getElement().dataset.siteId = p.site_id; });
         var e = {
-          id: p.site_id, name: p.name, nameLower: String(p.name).toLowerCase(),
+          id: p.site_id, name: p.name,
           level: p.level, levelZh: p.level_zh, categories: p.categories || [], marker: marker,
-          feature: f
+          feature: f, card: null
         };
         S.byId[e.id] = e;
         return e;
@@ -488,26 +705,32 @@
     });
   }
 
-  function drawNearest(latlng, fc, from) {
+  // Draw routes from the start: the chosen one (the first result unless the resident picked
+  // another) bold with a white casing, the others thin and dashed.
+  function drawRoutes(latlng, features, chosen, from) {
     clearRoutes();
     if (!S.map.hasLayer(S.layers.route)) { S.map.addLayer(S.layers.route); }
-    var features = fc.features.slice();
     var bounds = L.latLngBounds([latlng]);
-    features.slice().reverse().forEach(function (f) {
-      var best = f.properties.rank === 1;
+    S.drawn = null;
+    var ordered = features.filter(function (f) { return f.properties.site_id !== chosen; });
+    features.forEach(function (f) { if (f.properties.site_id === chosen) { ordered.push(f); } });
+    ordered.forEach(function (f) {  // the chosen one last: on top
+      var best = f.properties.site_id === chosen;
       var coords = f.geometry.coordinates.map(function (c) { return [c[1], c[0]]; });
       if (best) {
         S.layers.route.addLayer(L.polyline(coords, {
           renderer: S.renderers.route, color: "#FFFFFF", weight: 10, opacity: 0.9,
           interactive: false
         }));
+        S.drawn = { site_id: f.properties.site_id, coordinates: f.geometry.coordinates,
+          minutes: f.properties.minutes, walk_m: f.properties.walk_m };
+        coords.forEach(function (c) { bounds.extend(c); });
       }
       S.layers.route.addLayer(L.polyline(coords, {
         renderer: S.renderers.route, color: best ? "#0B4F9C" : "#3D6FB0",
-        weight: best ? 6 : 4, opacity: best ? 1 : 0.75, dashArray: best ? null : "6 8",
+        weight: best ? 6 : 3, opacity: best ? 1 : 0.6, dashArray: best ? null : "6 8",
         interactive: false
       }));
-      coords.forEach(function (c) { bounds.extend(c); });
     });
     var me = L.circleMarker(latlng, {
       renderer: S.renderers.route, radius: 9, color: "#FFFFFF", weight: 3, fillColor: "#111111",
@@ -516,12 +739,26 @@
     me.bindTooltip(from === "gps" ? "您的位置" : "出发点", { permanent: true, direction: "top",
       offset: [0, -8], className: "pc-me" });
     S.layers.route.addLayer(me);
+    return bounds;
+  }
+
+  function walkText(p) {
+    return "步行 " + p.minutes + " 分钟 · 约 " + Math.round(p.walk_m) + " 米";
+  }
+
+  function drawNearest(latlng, fc, from) {
+    var features = fc.features.slice();
+    var chosen = features.length ? features[0].properties.site_id : null;
+    var bounds = drawRoutes(latlng, features, chosen, from);
+    S.nearestFrom = { latlng: latlng, from: from };
 
     var section = $("pc-nearest"), list = $("pc-nearest-list");
     clear(list);
     section.hidden = false;
+    document.documentElement.classList.add("pc-has-nearest");
     $("pc-nearest-from").textContent = (from === "gps" ? "从您的位置" : "从" + (from || "所选位置")) +
-      "步行" + (S.category ? "（只看“" + categoryName(S.category) + "”）" : "") + "：";
+      "步行" + (S.category ? "（只看“" + categoryName(S.category) + "”）" : "") +
+      "，点一项看它的路线：";
     if (!features.length) {
       list.appendChild(el("li", "pc-empty", "步行可达范围内没有符合条件的阵地。"));
     }
@@ -532,18 +769,122 @@
       b.type = "button";
       b.dataset.siteId = p.site_id;
       b.dataset.minutes = String(p.minutes);
+      if (p.site_id === chosen) { b.setAttribute("aria-current", "true"); }
       b.appendChild(el("span", "pc-item-name", p.name));
       b.appendChild(el("span", "pc-item-sub", p.level_zh));
-      b.appendChild(el("span", "pc-item-walk", "步行 " + p.minutes + " 分钟 · 约 " +
-        Math.round(p.walk_m) + " 米"));
-      b.addEventListener("click", function () { focusSite(p.site_id); });
+      var walk = el("span", "pc-item-walk", walkText(p));
+      b.appendChild(walk);
+      if (p.minutes > S.cfg.minutes) {  // beyond the 15-minute circle: say so in words
+        b.dataset.far = "true";
+        walk.appendChild(el("span", "pc-badge-far", "超过" + S.cfg.minutes + "分钟"));
+      }
+      b.addEventListener("click", function () { chooseRoute(p.site_id); });
       li.appendChild(b);
       list.appendChild(li);
     });
     collapse(false);
+    showNearestList();
     S.map.invalidateSize();  // the panel grew: measure the map before fitting the routes
     if (features.length) {
       S.map.fitBounds(bounds, { padding: [36, 36], maxZoom: 17 });
+    }
+  }
+
+  // On a phone the panel scrolls: bring the list to its top so the results are in view.
+  function showNearestList() {
+    var panel = $("pc-panel"), section = $("pc-nearest");
+    var head = panel.querySelector(".pc-head");
+    var offset = section.getBoundingClientRect().top - panel.getBoundingClientRect().top;
+    panel.scrollTop += offset - (head ? head.offsetHeight : 0) - 4;
+  }
+
+  // The resident picked one of the nearest results: draw its route, and open its card.
+  function chooseRoute(id) {
+    var fc = S.lastNearest, start = S.nearestFrom;
+    if (!fc || !start) { return; }
+    var f = fc.features.filter(function (x) { return x.properties.site_id === id; })[0];
+    if (!f) { return; }
+    var bounds = drawRoutes(start.latlng, fc.features, id, start.from);
+    Array.prototype.forEach.call(document.querySelectorAll("#pc-nearest-list .pc-item"),
+      function (b) {
+        if (b.dataset.siteId === id) { b.setAttribute("aria-current", "true"); } else {
+          b.removeAttribute("aria-current");
+        }
+      });
+    S.map.closePopup();
+    if (S.map._animatingZoom) { whenStill(function () { chooseRoute(id); }); return; }
+    S.map.fitBounds(bounds, { padding: [36, 36], maxZoom: 17, animate: false });
+    var e = S.byId[id];
+    if (!e) { return; }
+    function open() {
+      if (S.map.hasLayer(e.marker) && S.map.getBounds().contains(e.marker.getLatLng())) {
+        e.marker.openPopup();  // on its own, on screen, with the whole route around it
+      } else {
+        focusSite(id);  // clustered or filtered out: go to it
+      }
+    }
+    // The clusters regroup for the new zoom (animated): a popup opened meanwhile is closed
+    // when its marker is taken off and put back.
+    if (S.cluster._inZoomAnimation) {  // the plugin's own flag
+      S.cluster.once("animationend", function () { global.setTimeout(open, 0); });
+    } else {
+      open();
+    }
+  }
+
+  // 导航: our own walking route first (from the last start, or the phone's position), then
+  // the links to the other apps, which the card already holds.
+  function showRouteTo(id, status) {
+    var have = S.lastNearest && S.nearestFrom && S.lastNearest.features.filter(function (x) {
+      return x.properties.site_id === id;
+    })[0];
+    function shown(f) {
+      var p = f.properties;
+      status.textContent = "本图已显示步行路线：" + walkText(p) +
+        (p.minutes > S.cfg.minutes ? "（超过" + S.cfg.minutes + "分钟）" : "");
+      status.dataset.siteId = id;
+    }
+    if (have) {
+      var keep = S.openPopup;
+      drawRoutes(S.nearestFrom.latlng, S.lastNearest.features, id, S.nearestFrom.from);
+      if (keep && !S.map.hasLayer(keep)) { S.map.openPopup(keep); }
+      Array.prototype.forEach.call(document.querySelectorAll("#pc-nearest-list .pc-item"),
+        function (b) {
+          if (b.dataset.siteId === id) { b.setAttribute("aria-current", "true"); } else {
+            b.removeAttribute("aria-current");
+          }
+        });
+      shown(have);
+      return;
+    }
+    function from(latlng, label) {
+      status.textContent = "正在计算步行路线…";
+      var url = withParams(S.cfg.urls.route.replace("{site_id}", encodeURIComponent(id)),
+        { lon: latlng.lng.toFixed(6), lat: latlng.lat.toFixed(6) });
+      getJSON(url).then(function (fc) {
+        var f = fc.features[0];
+        drawRoutes(latlng, fc.features, id, label);
+        shown(f);
+        refreshPopup();
+      }).catch(function (err) {
+        status.textContent = err.status === 422
+          ? "出发点离步行道路太远，无法计算路线。" : "无法计算步行路线：" + err.message;
+        refreshPopup();
+      });
+    }
+    if (S.lastQuery) {
+      from(L.latLng(S.lastQuery.lat, S.lastQuery.lon), "所选位置");
+    } else if (navigator.geolocation) {
+      status.textContent = "正在获取您的位置…";
+      navigator.geolocation.getCurrentPosition(function (pos) {
+        from(L.latLng(pos.coords.latitude, pos.coords.longitude), "gps");
+      }, function () {
+        status.textContent = "无法获取您的位置。先点击地图选出发点，可在本图看步行路线；" +
+          "也可直接用下面的地图导航。";
+        refreshPopup();
+      }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
+    } else {
+      status.textContent = "先点击地图选出发点，可在本图看步行路线；也可直接用下面的地图导航。";
     }
   }
 
@@ -749,7 +1090,11 @@
 
   function refreshLayout() {
     global.requestAnimationFrame(function () {
-      if (S.map) { S.map.invalidateSize(); refreshPopupOptions(); }
+      if (S.map) {
+        S.map.invalidateSize();
+        refreshPopupOptions();
+        refreshPopup();  // the open card takes its new size
+      }
     });
   }
 
@@ -775,16 +1120,20 @@
   }
 
   function wire() {
-    var search = $("pc-search");
-    search.addEventListener("input", function () {
-      S.rawQuery = search.value.trim();
-      S.query = S.rawQuery.toLowerCase();
-      applyFilters();
+    var input = $("pc-search");
+    input.addEventListener("input", function () {
+      var raw = input.value.trim();
+      global.clearTimeout(S.searchTimer);
+      $("pc-results-box").dataset.state = "loading";  // until the answer for this text is in
+      $("pc-results-box").dataset.query = raw;
+      S.searchTimer = global.setTimeout(function () { search(raw); }, raw ? 150 : 0);
     });
-    search.addEventListener("keydown", function (ev) {
+    input.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter") {
-        var shown = S.entries.filter(entryMatches);
-        if (shown.length === 1) { focusSite(shown[0].id); }
+        search(input.value.trim()).then(function () {
+          var shown = S.entries.filter(entryMatches);
+          if (S.searchIds && shown.length === 1) { focusSite(shown[0].id); }
+        });
       }
     });
     $("pc-category").addEventListener("change", function (ev) {
@@ -806,7 +1155,22 @@
     S.map.on("resize", refreshPopupOptions);
     S.map.on("overlayadd", function (ev) { onOverlay(ev, true); });
     S.map.on("overlayremove", function (ev) { onOverlay(ev, false); });
+    S.map.on("popupclose", function (ev) {
+      if (S.openPopup === ev.popup) { S.openPopup = null; }
+      if (document.documentElement.classList.contains("pc-card-open")) {
+        document.documentElement.classList.remove("pc-card-open");
+        refreshLayout();
+      }
+    });
     S.map.on("popupopen", function (ev) {
+      S.openPopup = ev.popup;
+      // A card on a phone: the panel gives the map room (it still scrolls, nothing is hidden).
+      var content = ev.popup.getElement().querySelector(".pc-card");
+      if (content && global.matchMedia && global.matchMedia("(max-width: 799px)").matches &&
+          !document.documentElement.classList.contains("pc-card-open")) {
+        document.documentElement.classList.add("pc-card-open");
+        refreshLayout();
+      }
       var close = ev.popup.getElement().querySelector(".leaflet-popup-close-button");
       if (close) { close.setAttribute("aria-label", "关闭"); close.title = "关闭"; }
     });
@@ -860,7 +1224,14 @@
     siteCount: function () { return S.entries.length; },
     visibleCount: function () { return S.cluster ? S.cluster.getLayers().length : 0; },
     lastQuery: function () { return S.lastQuery; },
-    lastNearest: function () { return S.lastNearest; }
+    lastNearest: function () { return S.lastNearest; },
+    // the route drawn bold now: {site_id, coordinates, minutes, walk_m}, or null
+    drawnRoute: function () { return S.drawn; },
+    openCard: function (id) { focusSite(id); },
+    search: function (q) { $("pc-search").value = q; return search(q); },
+    cellBins: function () {
+      return CELL_BINS.map(function (b) { return { color: b.color, label: b.label }; });
+    }
   };
   global.PracticeMap = api;
   global.practiceMap = api;

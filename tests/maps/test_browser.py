@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,17 @@ def server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         skip_or_fail("map assets missing: run `npm ci` at the repository root")
     cache = tmp_path_factory.mktemp("map-browser-cache")
     _inject(cache_dir, cache)
+    with serve(cache, PRACTICE_CIRCLE_DISTRICTS=INJECTED) as base:
+        yield base
+
+
+@contextmanager
+def serve(cache: Path, **settings: str) -> Iterator[str]:
+    """Run uvicorn on the districts in ``cache`` (its own SQLite there); yield its base URL."""
     port = _free_port()
     env = {**os.environ, "PRACTICE_CIRCLE_CACHE": str(cache),
-           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT,
-           "PRACTICE_CIRCLE_DISTRICTS": INJECTED}
+           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT, **settings}
+    env.pop("PRACTICE_CIRCLE_DATABASE_URL", None)
     log = (cache / "uvicorn.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
@@ -273,11 +281,20 @@ def test_phone_width(visit: Any) -> None:
     _screenshot(v, "map-360.png")
 
 
+def search_for(page: Any, q: str) -> None:
+    """Type a query and wait for the answer of GET /search to be on the page."""
+    page.fill("#pc-search", q)
+    page.wait_for_function(
+        "(q) => { const b = document.querySelector('#pc-results-box');"
+        " return b.dataset.query === q && b.dataset.state === 'done'; }", arg=q.strip(),
+        timeout=10000)
+
+
 def test_search_narrows_and_lists(visit: Any, server: str) -> None:
     v = visit("/map")
     page = v.page
     n_sites = len(_get(server + "/sites")["features"])
-    page.fill("#pc-search", "小区")
+    search_for(page, "小区")
     results = page.locator("#pc-results .pc-item-name")
     n = results.count()
     assert 0 < n < n_sites
@@ -290,10 +307,10 @@ def test_search_narrows_and_lists(visit: Any, server: str) -> None:
     assert results.all_inner_texts()[0] in popup.inner_text()
     for label in ("层级：", "服务类别：", "开放时间：未知", "示例数据"):
         assert label in popup.inner_text()
-    page.fill("#pc-search", "没有这样的名字")
-    assert "没有名称包含" in page.locator("#pc-results").inner_text()
+    search_for(page, "没有这样的名字")
+    assert "没有名称、地址或拼音首字母与" in page.locator("#pc-results").inner_text()
     assert page.evaluate("practiceMap.visibleCount()") == 0
-    page.fill("#pc-search", "")
+    search_for(page, "")
     assert page.evaluate("practiceMap.visibleCount()") == n_sites
     assert v.errors == [] and v.external == []
 
@@ -415,7 +432,7 @@ def test_large_mode_targets_text_and_contrast(visit: Any) -> None:
     page = v.page
     page.click("#pc-large")
     assert page.get_attribute("#pc-large", "aria-pressed") == "true"
-    page.fill("#pc-search", "小区")
+    search_for(page, "小区")
     page.click("#pc-collapse")
     page.click("#pc-collapse")
     page.wait_for_timeout(200)
@@ -442,7 +459,7 @@ def test_large_mode_targets_text_and_contrast(visit: Any) -> None:
 def test_osm_names_show_as_text(visit: Any) -> None:
     v = visit("/map?district=" + urllib.parse.quote(INJECTED))
     page = v.page
-    page.fill("#pc-search", "<img")
+    search_for(page, "<img")
     item = page.locator("#pc-results .pc-item-name")
     assert item.count() == 1 and item.inner_text() == EVIL
     page.locator("#pc-results .pc-item").click()
@@ -641,7 +658,7 @@ def test_search_result_opens_the_position_on_a_phone(visit: Any, server: str) ->
         page.evaluate("() => { practiceMap.map.closePopup();"
                       " practiceMap.map.setZoom(13, {animate: false}); }")
         _settle(page)
-        page.fill("#pc-search", name)
+        search_for(page, name)
         page.locator(f'#pc-results .pc-item[data-site-id="{sid}"]').tap()
         _settle(page)
         state = _popup_state(page, sid)

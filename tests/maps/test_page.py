@@ -47,8 +47,8 @@ def test_page_is_chinese_first(page: str) -> None:
     assert re.search(r'<html lang="zh-CN">', page)
     assert '<meta charset="utf-8">' in page
     assert "<title>小店区 · 新时代文明实践阵地地图</title>" in page
-    for text in ("定位我", "长辈版", "离我最近", "示例数据", "搜索阵地名称", "全部服务类别",
-                 "理论政策宣讲", "图例"):
+    for text in ("定位我", "长辈版", "离我最近", "示例数据", "搜索阵地：名称、地址或拼音首字母",
+                 "全部服务类别", "理论政策宣讲", "图例"):
         assert text in page, text
     assert "© OpenStreetMap contributors" in page
     # people may zoom the page (no user-scalable=no)
