@@ -42,6 +42,8 @@ PACKAGES: tuple[Package, ...] = (
     Package("leaflet"),
     Package("leaflet.markercluster"),
     Package("jquery"),
+    # The phone pages' QR scanner (check-in at an activity).
+    Package("jsqr"),
     # The API docs (/docs, /redoc); swagger-ui-dist keeps its files at the package root.
     Package("swagger-ui-dist", dist=""),
     Package("redoc", dist="bundles"),

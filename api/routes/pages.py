@@ -55,6 +55,13 @@ def phone_pages(request: Request) -> Response:
     return _app_page(request, "m")
 
 
+@router.get("/m/checkin", response_class=HTMLResponse,
+            summary="The phone pages opened from an activity's check-in QR")
+def phone_checkin(request: Request) -> Response:
+    """Serve the phone pages for the QR link ``/m/checkin?activity=&code=``; they check in."""
+    return _app_page(request, "m")
+
+
 @router.get("/desk/", response_class=HTMLResponse, summary="The dispatcher's workbench")
 def workbench(request: Request) -> Response:
     """Serve the dispatcher's workbench page."""

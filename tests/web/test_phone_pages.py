@@ -1,0 +1,626 @@
+"""The phone pages (/m/) in a real browser (Debian's chromium) against a real uvicorn server.
+
+One server (its own cache copy and SQLite database) and one browser for the module; each test
+opens 360 x 640 phone contexts with geolocation granted. People sign in as people do: the
+one-time code is read from the server's log line (no webhook configured). Every request any
+page makes is recorded, and none may leave 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+import geo
+from maps import assets
+from tests.maps.helpers import skip_or_fail
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update"]
+PHONE = {"width": 360, "height": 640}
+RESIDENT_PHONE = "13800000001"
+VOLUNTEER_PHONE = "13900000002"
+LEADER_PHONE = "13900000003"
+TEAM = f"{geo.DEFAULT_DISTRICT}-C001-elderly"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """The uvicorn subprocess: its URL, database and log."""
+
+    base: str
+    db_url: str
+    log: Path
+
+    def call(self, method: str, path: str, body: Any = None,
+             token: str | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        url = self.base + urllib.parse.quote(path, safe="/?=&,:.-")
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def code_for(self, phone: str, after: int) -> str:
+        """The one-time code the server logged for a phone (masked as 138****1234)."""
+        masked = re.escape(phone[:3] + "****" + phone[-4:])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = self.log.read_text(encoding="utf-8", errors="replace")[after:]
+            found = re.findall(rf"一次性验证码 {masked}: (\d{{6}})", text)
+            if found:
+                return str(found[-1])
+            time.sleep(0.1)
+        raise AssertionError(f"no code logged for {phone}:\n{self.log.read_text()[-2000:]}")
+
+    def log_size(self) -> int:
+        return len(self.log.read_text(encoding="utf-8", errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real ``uvicorn api.main:app`` on a free port, with its own cache copy and database."""
+    if assets.missing_assets() or not (assets.node_modules_dir() / "jsqr" / "dist").is_dir():
+        skip_or_fail("page assets missing: run `npm ci` at the repository root")
+    cache = tmp_path_factory.mktemp("phone-cache")
+    src = cache_dir / "districts" / geo.DEFAULT_DISTRICT
+    shutil.copytree(src, cache / "districts" / geo.DEFAULT_DISTRICT)
+    for f in cache_dir.glob("*.parquet"):
+        shutil.copy(f, cache / f.name)
+    db_url = f"sqlite:///{cache / 'phone.db'}"
+    port = _free_port()
+    env = {**os.environ, "PRACTICE_CIRCLE_CACHE": str(cache),
+           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT, "PRACTICE_CIRCLE_DISTRICTS": "",
+           "PRACTICE_CIRCLE_DATABASE_URL": db_url, "PRACTICE_CIRCLE_WEBHOOK_URL": "",
+           "PYTHONIOENCODING": "utf-8"}
+    log_path = cache / "uvicorn.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    srv = Server(f"http://127.0.0.1:{port}", db_url, log_path)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                srv.call("GET", "/health")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.close()
+                    pytest.fail("uvicorn did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.25)
+        yield srv
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _user(server: Server, role: str, name: str) -> str:
+    """A staff account made as ``practice-circle users create`` makes it; its token."""
+    from api.services.accounts import create_user
+    from api.storage.session import session_maker
+
+    with session_maker(server.db_url)() as s:
+        _, token = create_user(s, role=role, name=name)
+        s.commit()
+    return token
+
+
+@dataclass
+class World:
+    """Who and what the tests share: staff tokens, the leader, the activity, the places."""
+
+    admin: str
+    dispatcher: str
+    leader: str
+    activity: dict[str, Any]
+    reward: dict[str, Any]
+    centre: tuple[float, float]
+    home: tuple[float, float]
+
+
+@pytest.fixture(scope="module")
+def world(server: Server) -> World:
+    """A leader of the centre's 敬老助老 team who published an activity starting now."""
+    admin = _user(server, "admin", "管理员")
+    dispatcher = _user(server, "dispatcher", "调度员")
+    reg = server.call("POST", "/volunteers", {"name": "李队长", "phone": LEADER_PHONE})
+    server.call("POST", f"/teams/{TEAM}/members",
+                {"volunteer_id": reg["volunteer"]["id"], "leader": True}, admin)
+    team = server.call("GET", f"/teams/{TEAM}")
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    activity = server.call("POST", "/activities", {
+        "title": "重阳敬老探访", "category": "elderly", "site_id": team["site_id"],
+        "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": 5}, reg["token"])
+    reward = server.call("POST", "/rewards", {"name": "环保购物袋", "site_id": team["site_id"],
+                                              "price_points": 10, "stock": 3}, admin)
+    sites = server.call("GET", "/sites")["features"]
+    centre = next(f for f in sites if f["properties"]["site_id"] == team["site_id"])
+    # The resident lives by a 站 some way from the centre, so the menu's minutes differ.
+    station = next(f for f in sites if f["properties"]["level"] == "community")
+    cx, cy = centre["geometry"]["coordinates"]
+    sx, sy = station["geometry"]["coordinates"]
+    return World(admin=admin, dispatcher=dispatcher, leader=reg["token"], activity=activity,
+                 reward=reward, centre=(cx, cy),
+                 home=(round(sx + 0.0002, 6), round(sy + 0.0001, 6)))
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+    yield b
+    b.close()
+
+
+@dataclass
+class Phone:
+    """A page in a phone-sized context, with every request and error it had."""
+
+    page: Any
+    base: str
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    @property
+    def external(self) -> list[str]:
+        return [u for u in self.requests
+                if not u.startswith(("http://127.0.0.1:", "data:", "blob:"))]
+
+    def ready(self, view: str, timeout: float = 15000) -> None:
+        """Wait until the view has rendered (its data loaded)."""
+        self.page.wait_for_selector(f"body[data-ready='{view}'] #app[aria-busy='false']",
+                                    timeout=timeout)
+
+    def token(self) -> str:
+        return str(self.page.evaluate("() => localStorage.getItem('pc-token')"))
+
+
+@pytest.fixture
+def phone(browser: Any, server: Server) -> Iterator[Callable[..., Phone]]:
+    contexts = []
+    phones: list[Phone] = []
+
+    def open_(at: tuple[float, float], path: str = "/m/", *, via: Any = None,
+              **context: Any) -> Phone:
+        ctx = (via or browser).new_context(
+            viewport=PHONE, locale="zh-CN", has_touch=True,
+            geolocation={"longitude": at[0], "latitude": at[1]},
+            permissions=context.pop("permissions", ["geolocation"]), **context)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        ph = Phone(page, server.base)
+        page.on("console", lambda m: ph.errors.append(m.text)
+                if m.type == "error" and "Failed to load resource" not in m.text else None)
+        page.on("pageerror", lambda e: ph.errors.append(f"pageerror: {e}"))
+        page.on("request", lambda r: ph.requests.append(r.url))
+        phones.append(ph)
+        page.goto(server.base + path)
+        return ph
+
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+    for ph in phones:
+        assert ph.external == [], ph.external
+        assert ph.errors == [], ph.errors
+
+
+def sign_in(ph: Phone, server: Server, number: str) -> None:
+    """Sign in on the page: phone, 获取验证码 (then counting down), the logged code."""
+    page = ph.page
+    ph.ready("login")
+    page.fill("#login-phone", number)
+    mark = server.log_size()
+    page.click("#login-send")
+    page.wait_for_function("() => { const b = document.getElementById('login-send');"
+                           " return b.disabled && /秒后可重发/.test(b.textContent); }")
+    left = int(page.get_attribute("#login-send", "data-left") or 0)
+    assert 55 <= left <= 60
+    page.fill("#login-code", server.code_for(number, mark))
+    page.click("#login-submit")
+    page.wait_for_function("() => (document.body.dataset.ready || 'login') !== 'login'")
+
+
+def signed_in_as(ph: Phone, token: str, view: str) -> None:
+    """Open a view with a token already stored (as after an earlier sign-in on this phone)."""
+    ph.page.evaluate("(t) => localStorage.setItem('pc-token', t)", token)
+    ph.page.goto(f"{ph.base}/m/?signed-in#/{view}")  # a new query: a fresh load, not a hash change
+
+
+def screenshot(ph: Phone, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    ph.page.evaluate("() => { document.getElementById('toast').hidden = true; }")
+    ph.page.screenshot(path=str(ARTIFACTS / name))  # what the phone shows: 360 x 640
+
+
+def test_resident_signs_in_orders_from_the_menu_and_sees_it(
+    phone: Callable[..., Phone], server: Server, world: World,
+) -> None:
+    ph = phone(world.home)
+    page = ph.page
+    assert page.evaluate("() => document.documentElement.lang") == "zh-CN"
+    sign_in(ph, server, RESIDENT_PHONE)
+    ph.ready("home")
+    # The phone's position (granted) replaces the centre the page starts from.
+    page.wait_for_function(
+        "([lon, lat]) => { const l = document.getElementById('menu-list');"
+        " return l && Math.abs(+l.dataset.lon - lon) < 1e-6"
+        " && Math.abs(+l.dataset.lat - lat) < 1e-6 && l.children.length > 0; }",
+        arg=list(world.home), timeout=15000)
+    assert page.get_attribute("#loc-status", "data-source") == "gps"
+    menu = server.call("GET", f"/services/menu?lon={world.home[0]}&lat={world.home[1]}")
+    items = page.locator("[data-testid=menu-item]")
+    assert items.count() == len(menu["items"]) == len(geo.CATEGORIES)
+    for item in menu["items"]:
+        row = page.locator(f"[data-testid=menu-item][data-category={item['category']}]")
+        assert item["category_zh"] in row.inner_text()
+        if item["available"]:
+            minutes = row.locator("[data-testid=menu-minutes]").inner_text()
+            assert minutes == f"步行约 {max(1, math.ceil(item['walk_minutes']))} 分钟"
+            assert item["team_name"] in row.inner_text()
+            assert row.get_attribute("data-within15") == ("1" if item["within_15"] else "0")
+    assert page.locator(".leaflet-container").count() == 1
+    page.wait_for_selector("#home-map[data-basemap=drawn]")
+    # The lower part of the map, then the menu (nearest first) with its walking minutes.
+    page.evaluate("() => window.scrollTo(0, document.getElementById('home-map')"
+                  ".getBoundingClientRect().bottom + scrollY - 200)")
+    screenshot(ph, "phone-menu.png")
+
+    # 点单 from the menu: the category comes along, the position is the phone's.
+    page.click("[data-testid=menu-order][data-category=elderly]")
+    ph.ready("order")
+    assert page.input_value("#order-category") == "elderly"
+    page.fill("#order-description", "帮忙代购一周的药品，下午送到")
+    page.fill("#order-contact", "13812341234")
+    page.click("#order-submit")
+    ph.ready("orders")
+    detail = page.locator("#order-detail")
+    order_id = int(detail.get_attribute("data-id") or 0)
+    assert order_id > 0 and detail.get_attribute("data-state") == "submitted"
+    assert page.locator("#order-state").inner_text() == "已点单（待派单）"
+    assert page.locator("[data-testid=timeline-item][data-action=create]").count() == 1
+    screenshot(ph, "phone-order.png")
+    stored = server.call("GET", f"/requests/{order_id}", token=ph.token())
+    assert stored["category"] == "elderly"
+    assert stored["description"] == "帮忙代购一周的药品，下午送到"
+    assert abs(stored["lon"] - world.home[0]) < 1e-6 and abs(stored["lat"] - world.home[1]) < 1e-6
+    assert stored["contact_masked"] is True and stored["contact"] == "138****1234"
+
+    # 我的: the order with its state.
+    page.click("#tab-orders")
+    ph.ready("orders")
+    card = page.locator(f"[data-testid=order-card][data-id='{order_id}']")
+    assert card.get_attribute("data-state") == "submitted"
+    assert "已点单（待派单）" in card.inner_text()
+
+    # A tap on the map chooses another place; the menu follows it.
+    page.click("#tab-home")
+    ph.ready("home")
+    page.wait_for_selector("#home-map[data-basemap=drawn]")
+    page.locator("#home-map").click(position={"x": 240, "y": 50})
+    page.wait_for_selector("#loc-status[data-source=tap]")
+    page.wait_for_function(
+        "([lon, lat]) => { const l = document.getElementById('menu-list');"
+        " return l.dataset.lon && Math.abs(+l.dataset.lon - lon) > 1e-5"
+        " && l.children.length > 0; }", arg=list(world.home), timeout=15000)
+    tapped = [float(page.get_attribute("#menu-list", f"data-{k}") or "nan") for k in ("lon", "lat")]
+    # north-east of where the phone is (the tap was right of and above the map's centre)
+    assert tapped[0] > world.home[0] and tapped[1] > world.home[1]
+
+
+def test_leader_accepts_and_completes_with_a_photo_and_the_resident_reviews(
+    phone: Callable[..., Phone], server: Server, world: World, tmp_path: Path,
+) -> None:
+    resident = _user(server, "resident", "张阿姨")
+    order = server.call("POST", "/requests", {
+        "lon": world.centre[0], "lat": world.centre[1], "category": "elderly",
+        "description": "陪同去医院复诊", "contact": "13812345678"}, resident)
+    server.call("POST", f"/requests/{order['id']}/dispatch", {"team_id": TEAM}, world.dispatcher)
+
+    ph = phone(world.centre)
+    page = ph.page
+    sign_in(ph, server, LEADER_PHONE)
+    world.leader = ph.token()  # signing in on a phone ends the registration's token
+    page.click("#tab-tasks")
+    ph.ready("tasks")
+    page.click(f"[data-testid=task][data-id='{order['id']}'] a")
+    ph.ready("tasks")
+    assert page.get_attribute("#task-detail", "data-state") == "dispatched"
+    assert page.locator("#task-call").inner_text() == "13812345678"  # the assigned team sees it
+    page.click("#task-accept")
+    page.wait_for_selector("#task-detail[data-state='accepted'] #complete-form")
+    photo = tmp_path / "现场.png"
+    Image.new("RGB", (64, 48), (200, 40, 30)).save(photo)
+    page.set_input_files("#task-photos", str(photo))
+    page.fill("#task-note", "已陪同复诊，药已取回")
+    page.fill("#task-hours", "1.5")
+    page.click("#task-complete")
+    page.wait_for_selector("#task-detail[data-state='completed']")
+    page.wait_for_selector("#order-photos img[src^='blob:']")
+    # 导航: our route from the team's seat first, then the other apps' links.
+    page.click("#task-nav")
+    ph.ready("nav")
+    page.wait_for_selector("#nav-minutes[data-minutes]")
+    assert page.locator("#nav-amap").get_attribute("href").startswith("https://uri.amap.com/")
+    assert page.locator("#nav-baidu").get_attribute("href").startswith(
+        "https://api.map.baidu.com/")
+    assert page.locator("#nav-map path.leaflet-interactive, #nav-map canvas").count() > 0
+
+    done = server.call("GET", f"/requests/{order['id']}", token=resident)
+    assert done["state"] == "completed" and done["hours"] == 1.5
+    assert len(done.get("photos", [])) == 1
+
+    # The resident sees it done, with the photo, and reviews.
+    res = phone(world.centre)
+    signed_in_as(res, resident, f"orders/{order['id']}")
+    res.ready("orders")
+    assert res.page.locator("#order-state").inner_text() == "已完成（待评价）"
+    res.page.wait_for_selector("#order-photos img[src^='blob:']")
+    res.page.click("[data-testid=star-5]")
+    res.page.fill("#review-comment", "准时热心")
+    res.page.click("#review-submit")
+    res.page.wait_for_selector("#order-detail[data-state='reviewed'] #order-review")
+    assert server.call("GET", f"/requests/{order['id']}", token=resident)["review"]["stars"] == 5
+
+
+def test_volunteer_signs_up_and_checks_in_by_code(
+    phone: Callable[..., Phone], server: Server, world: World,
+) -> None:
+    volunteer = server.call("POST", "/volunteers", {"name": "王志愿", "phone": VOLUNTEER_PHONE})
+    act = world.activity
+    ph = phone(world.centre)
+    page = ph.page
+    sign_in(ph, server, VOLUNTEER_PHONE)
+    ph.ready("activities")
+    card = page.locator(f"[data-testid=activity][data-id='{act['id']}']")
+    assert act["title"] in card.inner_text()
+    assert card.locator("[data-testid=activity-minutes]").inner_text().startswith("步行约 ")
+    card.locator("[data-testid=signup]").click()
+    card.locator("[data-testid=signup-state]:visible").wait_for()
+    assert card.locator("[data-testid=signup-state]").inner_text() == "已报名"
+    card.locator("[data-testid=checkin-link]").click()
+    ph.ready("checkin")
+    shown = server.call("GET", f"/activities/{act['id']}/checkin-code", token=world.leader)
+    page.fill("#checkin-code", shown["code"].lower())  # typed as it comes: case does not matter
+    page.click("#checkin-submit")
+    page.wait_for_selector("#checkin-ok", timeout=15000)
+    assert "签到成功" in page.locator("#checkin-ok").inner_text()
+    screenshot(ph, "phone-checkin.png")
+
+    # The QR's link opens the page and checks in by itself (here: already done, and it says so).
+    assert shown["qr_text"].startswith(server.base + "/m/checkin?")
+    page.goto(shown["qr_text"])
+    page.wait_for_selector("#checkin-error[data-code]", timeout=15000)
+    assert "已签到" in page.locator("#checkin-error").inner_text()
+    assert page.evaluate("() => location.pathname") == "/m/"  # a reload does not check in again
+
+    # Two back-filled hours (admin) are 20 points; the store trades 10 for a bag.
+    entry = server.call("POST", f"/volunteers/{volunteer['volunteer']['id']}/hours",
+                        {"hours": 2, "kind": "backfill", "note": "补录上月活动"}, world.admin)
+    server.call("POST", f"/hours/{entry['id']}/approve", {}, world.admin)
+    page.click("#tab-record")
+    ph.ready("record")
+    assert page.locator("#record-hours").inner_text() == "2 小时"
+    assert page.locator("#record-points").inner_text() == "20"
+    page.click("#tab-store")
+    ph.ready("store")
+    assert page.get_attribute("#store-points", "data-points") == "20"
+    page.click(f"[data-testid=reward][data-id='{world.reward['id']}'] [data-testid=redeem]")
+    page.wait_for_selector("#store-points[data-points='10']")
+    code = page.locator("[data-testid=pickup-code]").first.inner_text()
+    # Staff of the team seated where the bag is picked up confirm that very code.
+    picked = server.call("POST", f"/redemptions/{code}/pickup", {}, world.leader)
+    assert picked["reward_id"] == world.reward["id"] and picked["picked_up_at"]
+
+
+def _y4m(png: bytes, path: Path) -> None:
+    """Write a still picture as a Y4M video: what chromium's fake camera plays, looped."""
+    from io import BytesIO
+
+    w, h = 640, 480
+    qr = Image.open(BytesIO(png)).convert("L")
+    side = 400
+    frame = Image.new("L", (w, h), 255)
+    frame.paste(qr.resize((side, side), Image.Resampling.NEAREST),
+                ((w - side) // 2, (h - side) // 2))
+    grey = bytes([128]) * (w // 2 * h // 2)
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(3):
+            f.write(b"FRAME\n" + frame.tobytes() + grey + grey)
+
+
+def test_volunteer_checks_in_by_scanning_the_qr_with_the_camera(
+    phone: Callable[..., Phone], playwright: Any, server: Server, world: World, tmp_path: Path,
+) -> None:
+    act = world.activity
+    reg = server.call("POST", "/volunteers", {"name": "赵志愿", "phone": "13900000004"})
+    server.call("POST", f"/activities/{act['id']}/signups", {}, reg["token"])
+    req = urllib.request.Request(
+        f"{server.base}/activities/{act['id']}/checkin-code?image=png",
+        headers={"Authorization": f"Bearer {world.leader}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        png = r.read()
+    video = tmp_path / "qr.y4m"
+    _y4m(png, video)
+    camera = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+        *LAUNCH_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}"])
+    try:
+        ph = phone(world.centre, via=camera, permissions=["geolocation", "camera"])
+        signed_in_as(ph, reg["token"], f"checkin/{act['id']}")
+        ph.ready("checkin")
+        ph.page.click("#checkin-scan")
+        ph.page.wait_for_selector("#checkin-ok", timeout=20000)
+        assert ph.page.input_value("#checkin-code") != ""  # read off the QR, not typed
+        assert ph.page.locator("#checkin-video").is_hidden()  # the camera is let go
+        assert any(u.endswith("/assets/jsqr/jsQR.js") for u in ph.requests)
+        ph.page.context.close()
+    finally:
+        camera.close()
+
+
+_ELDER = """() => {
+    const visible = el => {
+        const r = el.getBoundingClientRect();
+        const s = getComputedStyle(el);
+        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'
+            && !el.closest('[hidden]');
+    };
+    const targets = [...document.querySelectorAll(
+        'button, a, input, select, textarea, [role=radio], [role=checkbox]')]
+        .filter(visible).map(el => {
+            const r = el.getBoundingClientRect();
+            return {what: el.id || el.className || el.tagName, w: r.width, h: r.height};
+        });
+    const small = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const t = walker.currentNode;
+        if (!t.textContent.trim()) continue;
+        const el = t.parentElement;
+        if (!el || !visible(el) || el.closest('script, style, noscript')) continue;
+        const size = parseFloat(getComputedStyle(el).fontSize);
+        if (size < 18) small.push([t.textContent.trim().slice(0, 20), size]);
+    }
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+        if (visible(el) && parseFloat(getComputedStyle(el).fontSize) < 18)
+            small.push([el.id, parseFloat(getComputedStyle(el).fontSize)]);
+    }
+    const lum = c => {
+        const m = c.match(/[\\d.]+/g).map(Number);
+        const f = v => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        };
+        return [0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]), m.length > 3 ? m[3] : 1];
+    };
+    const background = el => {
+        for (let e = el; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor;
+            if (lum(bg)[1] > 0.5) return bg;
+        }
+        return 'rgb(255, 255, 255)';
+    };
+    const poor = [];
+    document.querySelectorAll('body *').forEach(el => {
+        if (!visible(el) || el.closest('.leaflet-pane')
+            || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) return;
+        const fg = lum(getComputedStyle(el).color)[0], bg = lum(background(el))[0];
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        if (ratio < 4.5) poor.push([el.textContent.trim().slice(0, 20), ratio]);
+    });
+    return {targets, small, poor, width: document.scrollingElement.scrollWidth};
+}"""
+
+
+def _elder_ok(ph: Phone, where: str) -> int:
+    m = ph.page.evaluate(_ELDER)
+    tiny = [t for t in m["targets"] if t["w"] < 44 or t["h"] < 44]
+    assert tiny == [], (where, tiny)
+    assert m["small"] == [], (where, m["small"])
+    assert m["poor"] == [], (where, m["poor"])
+    assert m["width"] <= PHONE["width"], where
+    return len(m["targets"])
+
+
+def test_elder_mode_at_360_px(phone: Callable[..., Phone], server: Server, world: World) -> None:
+    ph = phone(world.home)
+    page = ph.page
+    ph.ready("login")
+    page.click("#elder-toggle")
+    assert page.get_attribute("#elder-toggle", "aria-pressed") == "true"
+    n = _elder_ok(ph, "login")
+    # Remembered: signed in as a resident, every view keeps it.
+    resident = _user(server, "resident", "刘奶奶")
+    order = server.call("POST", "/requests", {
+        "lon": world.home[0], "lat": world.home[1], "category": "health",
+        "description": "上门量血压", "contact": "13812340000"}, resident)
+    rejected = server.call("POST", "/requests", {
+        "lon": world.home[0], "lat": world.home[1], "category": "legal",
+        "description": "咨询房屋租赁合同", "contact": "13812340000"}, resident)
+    server.call("POST", f"/requests/{rejected['id']}/reject",
+                {"reason": "请直接到社区法律服务站办理"}, world.dispatcher)
+    signed_in_as(ph, resident, "home")
+    ph.ready("home")
+    page.wait_for_selector("[data-testid=menu-item]")
+    assert page.evaluate("() => document.documentElement.classList.contains('pc-large')")
+    n += _elder_ok(ph, "home")
+    page.wait_for_selector("#home-map[data-basemap=drawn]")
+    screenshot(ph, "phone-elder.png")
+    for view in ("order/health", f"orders/{order['id']}", f"orders/{rejected['id']}",
+                 "orders"):
+        page.goto(server.base + f"/m/#/{view}")
+        ph.ready(view.split("/")[0])
+        n += _elder_ok(ph, view)
+        if view == f"orders/{rejected['id']}":  # the resident reads why
+            assert page.locator("#order-state").inner_text() == "已驳回"
+            assert "请直接到社区法律服务站办理" in page.locator("#order-reject-reason").inner_text()
+
+    # The leader's and the volunteer's pages too (the leader is a volunteer).
+    task = server.call("POST", "/requests", {
+        "lon": world.home[0], "lat": world.home[1], "category": "elderly",
+        "description": "帮忙换灯泡", "contact": "13812340000"}, resident)
+    server.call("POST", f"/requests/{task['id']}/dispatch", {"team_id": TEAM}, world.dispatcher)
+    server.call("POST", f"/requests/{task['id']}/accept", {}, world.leader)
+    signed_in_as(ph, world.leader, "tasks")
+    for view in ("tasks", f"tasks/{task['id']}", f"nav/request/{task['id']}", "activities",
+                 f"checkin/{world.activity['id']}", "record", "store"):
+        page.goto(server.base + f"/m/#/{view}")
+        ph.ready(view.split("/")[0])
+        if view.startswith("nav/"):
+            page.wait_for_selector("#nav-links a")
+        n += _elder_ok(ph, view)
+        if view == f"tasks/{task['id']}":
+            assert page.locator("#complete-form #task-photos").count() == 1
+    assert n >= 100  # the checks saw the pages' controls
