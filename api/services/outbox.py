@@ -285,12 +285,16 @@ class Policy:
 
 
 def _claim(session_factory: Callable[[], Session], *, now: datetime, batch: int,
-           lease: timedelta) -> list[tuple[int, bytes, str, int, str]]:
+           lease: timedelta, code_ttl: timedelta) -> list[tuple[int, bytes, str, int, str]]:
+    # Sign-in codes first, and none that has expired: someone is waiting for each, and a
+    # backlog of older events must not outlive them.
+    is_code = OutboxEvent.type == AUTH_CODE
     with session_factory() as session, session.begin():
         query = (select(OutboxEvent)
                  .where(OutboxEvent.delivered_at.is_(None), OutboxEvent.failed_at.is_(None),
-                        OutboxEvent.next_attempt_at <= now)
-                 .order_by(OutboxEvent.id).limit(batch))
+                        OutboxEvent.next_attempt_at <= now,
+                        ~(is_code & (OutboxEvent.occurred_at < now - code_ttl)))
+                 .order_by(case((is_code, 0), else_=1), OutboxEvent.id).limit(batch))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = session.scalars(query).all()
@@ -305,7 +309,7 @@ def _claim(session_factory: Callable[[], Session], *, now: datetime, batch: int,
 def deliver_due(session_factory: Callable[[], Session], url: str, secret: str, *,
                 now: datetime | None = None, batch: int = 20,
                 client: httpx.Client | None = None, policy: Policy | None = None) -> Delivery:
-    """Post the due, undelivered events to the webhook, oldest first.
+    """Post the due, undelivered events to the webhook: sign-in codes first, then oldest first.
 
     Parameters
     ----------
@@ -331,7 +335,8 @@ def deliver_due(session_factory: Callable[[], Session], url: str, secret: str, *
     policy = policy or Policy.from_settings()
     # Long enough to post the whole batch, each POST at its timeout, and settle.
     lease = timedelta(seconds=policy.timeout_s * (batch + 3))
-    claimed = _claim(session_factory, now=now, batch=batch, lease=lease)
+    claimed = _claim(session_factory, now=now, batch=batch, lease=lease,
+                     code_ttl=policy.code_ttl)
     if not claimed:
         return Delivery(0, 0)
     own = client is None
@@ -356,8 +361,8 @@ def deliver_due(session_factory: Callable[[], Session], url: str, secret: str, *
     with session_factory() as session, session.begin():
         for row_id, attempts, type_, error in results:
             event = session.get(OutboxEvent, row_id)
-            if event is None:
-                continue
+            if event is None or event.delivered_at is not None:
+                continue  # another deliverer took it over after our lease ran out, and sent it
             if error is None and type_ == AUTH_CODE:
                 session.delete(event)  # a sign-in code is not kept once sent
             elif error is None:

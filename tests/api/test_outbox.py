@@ -512,3 +512,28 @@ def test_delivered_events_are_kept_a_while_and_sign_in_codes_not_at_all(
     outbox.deliver_due(factory, receiver.url, SECRET, now=t0 + timedelta(days=6), policy=policy)
     assert outbox.clean_up(factory, now=t0 + timedelta(days=7, seconds=1), policy=policy) == 1
     assert [e.event_id for e in events(empty_outbox)] == [recent]  # delivered a day ago: kept
+
+
+def test_sign_in_codes_jump_the_queue_and_expired_ones_are_not_sent(
+    empty_outbox: str, receiver: Receiver,
+) -> None:
+    factory = session_maker(empty_outbox)
+    policy = outbox.Policy(code_ttl=timedelta(minutes=5))
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with factory() as s:
+        backlog = [outbox.record(s, "test.ping", {"n": n}, f"积压消息 {n}", at=t0).event_id
+                   for n in range(5)]
+        expired = outbox.record(s, outbox.AUTH_CODE, {"phone": "13900000000"}, "验证码 111111",
+                                at=t0, audience="phone").event_id
+        fresh = outbox.record(s, outbox.AUTH_CODE, {"phone": "13900000001"}, "验证码 222222",
+                              at=t0 + timedelta(minutes=4), audience="phone").event_id
+        s.commit()
+    # a pass of 2 behind a backlog of 5, six minutes on: the fresh code goes first
+    done = outbox.deliver_due(factory, receiver.url, SECRET, now=t0 + timedelta(minutes=6),
+                              batch=2, policy=policy)
+    assert done.delivered == 2
+    assert receiver.accepted() == [fresh, backlog[0]]
+    outbox.deliver_due(factory, receiver.url, SECRET, now=t0 + timedelta(minutes=6),
+                       batch=10, policy=policy)
+    assert expired not in receiver.accepted()
+    assert sorted(receiver.accepted()) == sorted([fresh, *backlog])
