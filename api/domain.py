@@ -48,6 +48,8 @@ class Role(StrEnum):
     ADMIN = "admin"
     VOLUNTEER = "volunteer"
     STATION = "station"
+    #: The server itself, for moves nobody made by hand (escalation); it never signs in.
+    SYSTEM = "system"
 
     @property
     def zh(self) -> str:
@@ -102,6 +104,7 @@ _ROLE_ZH: dict[Role, str] = {
     Role.ADMIN: "管理员",
     Role.VOLUNTEER: "志愿者",
     Role.STATION: "所站管理员",
+    Role.SYSTEM: "系统",
 }
 _SIGNUP_ZH: dict[SignupState, str] = {
     SignupState.CONFIRMED: "已报名",

@@ -1,7 +1,8 @@
 """The phone front door: phone sign-in, 所站 accounts, the dispatcher's workbench, evidence.
 
 * ``users``: the keyed hash and masked form of the phone number one signs in with, and the
-  position a ``station`` (所/站) account allocates for; the role ``station``.
+  position a ``station`` (所/站) account allocates for; the roles ``station`` and ``system``
+  (the server's own moves, such as escalation).
 * ``signin_codes``: one-time sign-in codes, hashed.
 * ``service_requests``: a rejection reason, the request a duplicate was merged into, and the
   level (站/所/中心) and position answering for it since when; the states ``rejected`` and
@@ -30,7 +31,7 @@ depends_on: str | Sequence[str] | None = None
 
 #: Kept here, not imported: a migration must not change when the models do.
 OLD_ROLES = "('resident', 'dispatcher', 'team', 'admin', 'volunteer')"
-NEW_ROLES = "('resident', 'dispatcher', 'team', 'admin', 'volunteer', 'station')"
+NEW_ROLES = "('resident', 'dispatcher', 'team', 'admin', 'volunteer', 'station', 'system')"
 OLD_STATES = "('submitted', 'dispatched', 'accepted', 'completed', 'reviewed', 'cancelled')"
 NEW_STATES = ("('submitted', 'dispatched', 'accepted', 'completed', 'reviewed', 'cancelled', "
               "'rejected', 'merged')")
@@ -127,7 +128,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop them; requests rejected or merged become cancelled, station accounts go."""
+    """Drop them: rejected or merged requests cancelled, station and system users residents, off."""
     op.drop_table("evidence")
     op.drop_table("signin_codes")
     _drop("outbox", "failed_at", "audience")
@@ -136,7 +137,9 @@ def downgrade() -> None:
     _drop("service_requests", "level_since", "area_site_id", "level", "merged_into",
           "reject_reason")
     op.drop_index(op.f("ix_users_phone_hash"), "users")
-    op.execute("DELETE FROM users WHERE role = 'station'")
+    # their moves stay in the history, so the accounts stay too: as residents, switched off
+    op.execute("UPDATE users SET role = 'resident', active = false "
+               "WHERE role IN ('station', 'system')")
     _drop("users", "site_id", "phone_masked", "phone_hash")
     _set_check("service_requests", "state", NEW_STATES, OLD_STATES)
     _set_check("users", "role", NEW_ROLES, OLD_ROLES)
