@@ -10,10 +10,7 @@ the history and merges a duplicate. Every request the page makes stays on 127.0.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,15 +24,10 @@ import geo
 from api.services.accounts import create_user
 from api.storage.seed import prepare_database
 from api.storage.session import session_maker
-from tests.maps.helpers import skip_or_fail
+from tests.web.helpers import ARTIFACTS, DESKTOP, Server, run_server
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update"]
 DISPATCHER_PHONE = "13800138000"
 HOME = (112.5501, 37.8024)
 NEAR_A = (112.539897, 37.812510)
@@ -44,33 +36,19 @@ FAR_C = (112.600944, 37.796039)
 EVIL = "<img src=x onerror=alert(1)>"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Desk:
-    base: str
-    log: Path
-    url: str
+    server: Server
     resident: dict[str, str]
     orders: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def base(self) -> str:
+        return self.server.base
+
     def code(self, after: int) -> str:
         """The one-time code the server logged for the dispatcher's phone (after ``after``)."""
-        masked = DISPATCHER_PHONE[:3] + "****" + DISPATCHER_PHONE[-4:]
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            text = self.log.read_bytes()[after:].decode(errors="replace")
-            found = re.findall(rf"一次性验证码 {re.escape(masked)}: (\d{{6}})", text)
-            if found:
-                return found[-1]
-            time.sleep(0.2)
-        raise AssertionError("no sign-in code in the server log:\n" + text[-2000:])
+        return self.server.code_for(DISPATCHER_PHONE, after)
 
     def get(self, path: str, **params: Any) -> Any:
         r = httpx.get(self.base + path, params=params, headers=self.resident, timeout=30)
@@ -82,41 +60,22 @@ class Desk:
 def desk(cache_dir: Path, district: geo.District,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     """A real server with a dispatcher (by phone), a resident and five orders."""
-    tmp = tmp_path_factory.mktemp("desk-browser")
-    url = f"sqlite:///{tmp / 'desk.db'}"
-    prepare_database(url, district)
-    with session_maker(url)() as s:
-        create_user(s, role="dispatcher", name="调度员小王", phone=DISPATCHER_PHONE)
-        _, resident_token = create_user(s, role="resident", name="居民老李")
-        s.commit()
-    port = _free_port()
-    env = {**os.environ, "PRACTICE_CIRCLE_CACHE": str(cache_dir),
-           "PRACTICE_CIRCLE_DATABASE_URL": url,
-           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT, "PRACTICE_CIRCLE_DISTRICTS": "",
-           "PRACTICE_CIRCLE_WEBHOOK_URL": "",
-           "PRACTICE_CIRCLE_ESCALATION_POLL_S": "1",
+    tokens: dict[str, str] = {}
+
+    def seed(url: str) -> None:
+        # In this process, before the server starts: the phone's hash needs the cache's key.
+        prepare_database(url, district)
+        with session_maker(url)() as s:
+            create_user(s, role="dispatcher", name="调度员小王", phone=DISPATCHER_PHONE)
+            _, tokens["resident"] = create_user(s, role="resident", name="居民老李")
+            s.commit()
+
+    env = {"PRACTICE_CIRCLE_ESCALATION_POLL_S": "1",
            "PRACTICE_CIRCLE_SLA_MINUTES": '{"*": 120, "elderly": 60, "legal": 0.05}'}
-    log_path = tmp / "uvicorn.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.25)
-        resident = {"Authorization": f"Bearer {resident_token}"}
-        d = Desk(base, log_path, url, resident)
+    with run_server(cache_dir, tmp_path_factory.mktemp("desk-browser"), copy_cache=False,
+                    env=env, before=seed) as srv:
+        resident = {"Authorization": f"Bearer {tokens['resident']}"}
+        d = Desk(srv, resident)
         for name, category, at, text in (
             ("dispatch", "elderly", HOME, "帮忙代购一周的药品 " + EVIL),
             ("dup_a", "elderly", NEAR_A, "老人独居，需要上门陪伴"),
@@ -124,38 +83,16 @@ def desk(cache_dir: Path, district: geo.District,
             ("late", "legal", HOME, "咨询遗嘱公证"),
             ("reject", "legal", FAR_C, "想请志愿者帮忙打官司"),
         ):
-            r = httpx.post(base + "/requests", headers=resident, timeout=30, json={
+            r = httpx.post(srv.base + "/requests", headers=resident, timeout=30, json={
                 "lon": at[0], "lat": at[1], "category": category, "description": text,
                 "contact": "13912345678"})
             assert r.status_code == 201, r.text
             d.orders[name] = r.json()["id"]
         yield d
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=15)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 def test_workbench_sign_in_dispatch_reject_escalate_merge(desk: Desk, browser: Any) -> None:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN",
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN",
                               timezone_id="Asia/Shanghai")
     page = ctx.new_page()
     errors: list[str] = []
@@ -172,7 +109,7 @@ def test_workbench_sign_in_dispatch_reject_escalate_merge(desk: Desk, browser: A
         # Sign in with the phone and the one-time code (the server logs it: no SMS gateway).
         page.wait_for_selector("#desk-signin:not([hidden])")
         page.fill("#signin-phone", DISPATCHER_PHONE)
-        offset = desk.log.stat().st_size
+        offset = desk.server.log_size()
         page.click("#signin-send")
         page.fill("#signin-code", desk.code(offset))
         page.click("#signin-submit")
