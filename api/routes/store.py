@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from api.deps import DistrictDep, LookupSessionDep, SessionDep, WriterDep
+from api.deps import DistrictDep, IdempotencyKeyDep, LookupSessionDep, SessionDep, WriterDep
 from api.schemas.volunteers import RedemptionPublic, RewardCreate, RewardList, RewardPublic
 from api.services import store
 from api.storage.models import Position
@@ -17,6 +17,17 @@ router = APIRouter(tags=["points store"])
 RewardId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 PickupCode = Annotated[str, Path(min_length=6, max_length=16, pattern="^[0-9A-Za-z]+$")]
 _PRIVATE = {"Cache-Control": "no-store", "Vary": "Authorization"}
+_REDEEM_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in (
+        (401, "No or invalid bearer token (unauthorized)"),
+        (403, "Not a volunteer (forbidden)"),
+        (404, "No such reward (not_found)"),
+        (409, "Too few points (insufficient_points, with `balance` and `price`) or none left "
+              "(out_of_stock)"),
+        (422, "idempotency_conflict: the Idempotency-Key was used for another request"),
+    )
+}
 
 
 @router.get("/rewards", response_model=RewardList)
@@ -35,14 +46,22 @@ def add_reward(body: RewardCreate, district: DistrictDep, session: SessionDep,
 
 
 @router.post("/rewards/{reward_id}/redemptions", status_code=201,
-             response_model=RedemptionPublic)
-def redeem(reward_id: RewardId, district: DistrictDep, session: SessionDep,
-           user: WriterDep) -> JSONResponse:
-    """Exchange points for a reward (volunteer); the answer carries the pick-up code."""
-    redemption = store.redeem(session, district, reward_id, user=user)
-    session.commit()
-    body = RedemptionPublic(**store.redemption_public(redemption, with_code=True))
-    return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=_PRIVATE)
+             response_model=RedemptionPublic, responses=_REDEEM_PROBLEMS)
+def redeem(reward_id: RewardId, district: DistrictDep, session: SessionDep, user: WriterDep,
+           idempotency_key: IdempotencyKeyDep = None) -> JSONResponse:
+    """Exchange points for a reward (volunteer); the answer carries the pick-up code.
+
+    With an ``Idempotency-Key`` a retry (a lost answer) gets the first answer again, marked
+    ``Idempotent-Replayed: true``, and the points are taken once.
+    """
+    outcome = store.redeem_once(session, district, reward_id, user=user,
+                                idempotency_key=idempotency_key)
+    body = RedemptionPublic(**outcome.body)
+    headers = dict(_PRIVATE)
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body.model_dump(mode="json"), status_code=outcome.status,
+                        headers=headers)
 
 
 @router.post("/redemptions/{code}/pickup", response_model=RedemptionPublic)

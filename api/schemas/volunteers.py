@@ -135,6 +135,35 @@ class SignupPublic(BaseModel):
     updated_at: datetime
 
 
+class MySignup(BaseModel):
+    """One of the caller's sign-ups, with its activity and whether it checked in and out."""
+
+    activity_id: int
+    title: str
+    category: str
+    category_name: str
+    starts_at: datetime
+    ends_at: datetime
+    site_id: str
+    site_name: str
+    activity_cancelled: bool = Field(description="The activity was called off")
+    state: SignupState
+    state_name: str = Field(description="The state in zh-CN (已报名, 候补中, 已取消)")
+    waitlist_place: int | None = Field(description="1 = promoted next; null unless waitlisted")
+    checked_in: bool
+    checkin_at: datetime | None
+    checked_out: bool
+    checkout_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MySignupList(BaseModel):
+    """The caller's sign-ups (cancelled ones included, their state says so), latest first."""
+
+    items: list[MySignup]
+
+
 class SignupCancelled(BaseModel):
     """A cancelled sign-up and the waitlisted one promoted in its place, if any."""
 
@@ -284,3 +313,17 @@ class RedemptionPublic(BaseModel):
     code: str | None = Field(description="Pick-up code (to its volunteer and to staff only)")
     created_at: datetime
     picked_up_at: datetime | None
+
+
+class MyRedemption(RedemptionPublic):
+    """One of the caller's redemptions: what, where to pick it up, and its code."""
+
+    reward_name: str
+    site_id: str = Field(description="Where it is picked up")
+    site_name: str
+
+
+class MyRedemptionList(BaseModel):
+    """The caller's redemptions, newest first."""
+
+    items: list[MyRedemption]

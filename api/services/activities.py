@@ -22,7 +22,16 @@ from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFound
 from api.services.leaders import led_teams
 from api.services.matching import position_walk
 from api.services.volunteers import volunteer_of
-from api.storage.models import Activity, Position, Signup, Team, User, as_utc, utcnow
+from api.storage.models import (
+    Activity,
+    Attendance,
+    Position,
+    Signup,
+    Team,
+    User,
+    as_utc,
+    utcnow,
+)
 from geo import DEFAULT_WALK_M_PER_MIN, District
 from geo.categories import category
 
@@ -326,6 +335,46 @@ def signups_public(session: Session, signups: list[Signup]) -> list[dict[str, An
     places = iter(range(1, len(signups) + 1))
     return [signup_public(session, s, place=next(places)
                           if s.state == SignupState.WAITLISTED else None) for s in signups]
+
+
+def my_signups(session: Session, district: District, user: User) -> list[dict[str, Any]]:
+    """List the calling volunteer's sign-ups, latest activity first, with check-in and -out.
+
+    Cancelled sign-ups are listed too (their state says so); waitlisted ones carry their place.
+
+    Raises
+    ------
+    ForbiddenError
+        If the caller is not a volunteer.
+    """
+    volunteer = volunteer_of(session, user)
+    rows = session.execute(
+        select(Signup, Activity, Position, Attendance)
+        .join(Activity, Activity.id == Signup.activity_id)
+        .join(Position, Position.site_id == Activity.site_id)
+        .outerjoin(Attendance, (Attendance.activity_id == Signup.activity_id)
+                   & (Attendance.volunteer_id == Signup.volunteer_id))
+        .where(Signup.volunteer_id == volunteer.id, Activity.district == district.name)
+        .order_by(Activity.starts_at.desc(), Activity.id.desc())).tuples().all()
+    out = []
+    for signup, activity, position, seen in rows:
+        out.append({
+            **signup_public(session, signup),
+            "title": activity.title,
+            "category": activity.category,
+            "category_name": category(activity.category).name,
+            "starts_at": as_utc(activity.starts_at),
+            "ends_at": as_utc(activity.ends_at),
+            "site_id": position.site_id,
+            "site_name": position.name,
+            "activity_cancelled": activity.cancelled,
+            "checked_in": seen is not None,
+            "checkin_at": None if seen is None else as_utc(seen.checkin_at),
+            "checked_out": seen is not None and seen.checkout_at is not None,
+            "checkout_at": (None if seen is None or seen.checkout_at is None
+                            else as_utc(seen.checkout_at)),
+        })
+    return out
 
 
 def activity_titles(session: Session, entries: list[dict[str, Any]]) -> dict[int, str]:

@@ -5,6 +5,9 @@ SQLite's ``BEGIN IMMEDIATE`` queues writers), checks the balance (the points led
 the stock, then writes the negative points line, the lower stock and the redemption with a
 unique pick-up code in one transaction. Check constraints keep stock at zero or more; the
 pick-up (核销) marks the code used with a conditional update, so a code is used once.
+
+A redemption carrying an ``Idempotency-Key`` happens once per key (:mod:`api.services.idempotency`):
+a phone retrying after a lost answer gets the first answer, its code included, and pays once.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.domain import Role
+from api.schemas.volunteers import RedemptionPublic
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
+from api.services.idempotency import Outcome, fingerprint, run_once
 from api.services.keys import READABLE
 from api.services.leaders import led_teams
 from api.services.ledger import points_balance
 from api.services.volunteers import volunteer_of
 from api.storage.models import (
+    IdempotencyRecord,
     PointsLine,
     Position,
     Redemption,
@@ -52,6 +58,10 @@ class OutOfStockError(DispatchError):
 
 class CodeUsedError(DispatchError):
     """The pick-up code was confirmed already."""
+
+
+class _RetryRaced(Exception):  # noqa: N818 - a signal, not an error anyone sees
+    """A retry under the same key committed while this one waited for the locks."""
 
 
 def _admin(user: User) -> None:
@@ -102,21 +112,20 @@ def _new_code() -> str:
     return "".join(secrets.choice(READABLE) for _ in range(PICKUP_CODE_LENGTH))
 
 
-def redeem(session: Session, district: District, reward_id: int, *,
-           user: User) -> Redemption:
-    """Exchange points for a reward: points, stock and a pick-up code in one transaction.
-
-    Raises
-    ------
-    ForbiddenError, NotFoundError, OutOfStockError, InsufficientPointsError
-    """
-    volunteer = volunteer_of(session, user)
+def _lock(session: Session, district: District, reward_id: int,
+          volunteer: Volunteer) -> Reward:
+    """Take the reward's, then the volunteer's row lock (always in this order: no deadlock)."""
     reward = session.scalar(select(Reward).where(Reward.id == reward_id).with_for_update()
                             .execution_options(populate_existing=True))
     if reward is None or reward.district != district.name:
         msg = f"没有编号为 {reward_id} 的奖品"
         raise NotFoundError(msg, reward_id=reward_id)
     session.execute(select(Volunteer.id).where(Volunteer.id == volunteer.id).with_for_update())
+    return reward
+
+
+def _spend(session: Session, reward: Reward, volunteer: Volunteer) -> Redemption:
+    """Check stock and balance under the locks, then write points, stock and the code."""
     if not reward.active or reward.stock < 1:
         msg = f"{reward.name} 已兑完"
         raise OutOfStockError(msg, reward_id=reward.id)
@@ -133,6 +142,56 @@ def redeem(session: Session, district: District, reward_id: int, *,
                            reason="redeem", redemption_id=redemption.id))
     session.flush()
     return redemption
+
+
+def redeem(session: Session, district: District, reward_id: int, *,
+           user: User) -> Redemption:
+    """Exchange points for a reward: points, stock and a pick-up code in one transaction.
+
+    The caller commits. :func:`redeem_once` is the same, once per ``Idempotency-Key``.
+
+    Raises
+    ------
+    ForbiddenError, NotFoundError, OutOfStockError, InsufficientPointsError
+    """
+    volunteer = volunteer_of(session, user)
+    return _spend(session, _lock(session, district, reward_id, volunteer), volunteer)
+
+
+def redeem_once(session: Session, district: District, reward_id: int, *, user: User,
+                idempotency_key: str | None = None) -> Outcome:
+    """Redeem and commit, once per ``Idempotency-Key``: a retry replays the first answer.
+
+    Two requests with one key may both pass :func:`~api.services.idempotency.run_once`'s
+    first look before either commits (PostgreSQL; SQLite queues writers from the start). The
+    loser waits on the locks, then finds the winner's key: it writes nothing and replays,
+    rather than paying twice or answering ``insufficient_points`` for points it spent itself.
+
+    Raises
+    ------
+    ForbiddenError, NotFoundError, OutOfStockError, InsufficientPointsError
+    IdempotencyConflictError
+        If the key was used for another request (another reward, or another endpoint).
+    """
+    key = fingerprint("POST", f"/rewards/{reward_id}/redemptions?district={district.name}",
+                      None)
+
+    def run() -> Outcome:
+        volunteer = volunteer_of(session, user)
+        reward = _lock(session, district, reward_id, volunteer)
+        if idempotency_key is not None and session.scalar(
+                select(IdempotencyRecord.key).where(IdempotencyRecord.user_id == user.id,
+                                                    IdempotencyRecord.key == idempotency_key)):
+            raise _RetryRaced
+        redemption = _spend(session, reward, volunteer)
+        answer = RedemptionPublic(**redemption_public(redemption, with_code=True))
+        return Outcome(201, answer.model_dump(mode="json"))
+
+    try:
+        return run_once(session, user, idempotency_key, key, run)
+    except _RetryRaced:
+        session.rollback()  # nothing was written; the winner's answer is committed
+        return run_once(session, user, idempotency_key, key, run)
 
 
 def pick_up(session: Session, district: District, code: str, *, actor: User) -> Redemption:
@@ -172,3 +231,22 @@ def redemption_public(redemption: Redemption, *, with_code: bool) -> dict[str, A
             "created_at": as_utc(redemption.created_at),
             "picked_up_at": (None if redemption.picked_up_at is None
                              else as_utc(redemption.picked_up_at))}
+
+
+def my_redemptions(session: Session, district: District, user: User) -> list[dict[str, Any]]:
+    """List the calling volunteer's redemptions, newest first, with their codes.
+
+    Raises
+    ------
+    ForbiddenError
+        If the caller is not a volunteer.
+    """
+    volunteer = volunteer_of(session, user)
+    rows = session.execute(
+        select(Redemption, Reward, Position)
+        .join(Reward, Reward.id == Redemption.reward_id)
+        .join(Position, Position.site_id == Reward.site_id)
+        .where(Redemption.volunteer_id == volunteer.id, Reward.district == district.name)
+        .order_by(Redemption.created_at.desc(), Redemption.id.desc())).tuples().all()
+    return [{**redemption_public(r, with_code=True), "reward_name": w.name,
+             "site_id": w.site_id, "site_name": p.name} for r, w, p in rows]

@@ -9,25 +9,39 @@
   var PC = global.PCM;
   var el = PC.el;
 
-  function signups() { return PC.userList("signups"); }
+  // The caller's sign-ups by activity id, as the server has them (GET volunteers/me/signups):
+  // the same on every phone the volunteer signs in on.
+  var mySignups = {};
 
   function remember(activityId, signup) {
-    var list = signups().get().filter(function (s) { return s.activity_id !== activityId; });
-    if (signup && signup.state !== "cancelled") {
-      list.push({ activity_id: activityId, state: signup.state, state_name: signup.state_name,
-        waitlist_place: signup.waitlist_place });
-    }
-    signups().set(list);
+    if (signup && signup.state !== "cancelled") { mySignups[activityId] = signup; }
+    else { delete mySignups[activityId]; }
   }
 
-  function mine(activityId) {
-    return signups().get().filter(function (s) { return s.activity_id === activityId; })[0] || null;
+  function mine(activityId) { return mySignups[activityId] || null; }
+
+  /** Earlier versions kept sign-ups and pick-up codes on the phone; the server has them now. */
+  function forgetLocalCopies() {
+    if (!PC.state.user) { return; }
+    ["signups", "pickups"].forEach(function (name) {
+      try { global.localStorage.removeItem("pc-" + name + "-" + PC.state.user.id); } catch (e) { /* no storage */ }
+    });
+  }
+
+  function loadSignups() {
+    forgetLocalCopies();
+    return PC.api("GET", "volunteers/me/signups").then(function (r) {
+      mySignups = {};
+      r.items.forEach(function (s) { remember(s.activity_id, s); });
+    });
   }
 
   function signupText(s) {
     if (!s) { return ""; }
     if (s.state === "waitlisted") { return "候补第 " + s.waitlist_place + " 位"; }
-    return s.state_name || "已报名";
+    var text = s.state_name || "已报名";
+    if (s.checked_out) { return text + " · 已签退"; }
+    return s.checked_in ? text + " · 已签到" : text;
   }
 
   function when(a) {
@@ -89,7 +103,9 @@
     var status = el("p", { class: "m-note", id: "activity-status", text: "正在查找附近的活动…" });
 
     function load(loc) {
-      return PC.api("GET", "activities?limit=50&near=" + loc.lon + "," + loc.lat).then(function (r) {
+      return Promise.all([PC.api("GET", "activities?limit=50&near=" + loc.lon + "," + loc.lat),
+        loadSignups()]).then(function (got) {
+        var r = got[0];
         list.textContent = "";
         status.textContent = r.items.length ? "按步行时间由近到远（共 " + r.total + " 个活动）" : "附近暂时没有活动";
         r.items.forEach(function (a) { list.appendChild(activityCard(a)); });
@@ -305,21 +321,32 @@
 
   // ------------------------------------------------------------------ 积分超市
 
+  /** Whether a failed call may have reached the server: no answer, or a gateway's 5xx. */
+  function answerLost(e) { return !e.status || e.status >= 500; }
+
+  function wait(ms) { return new Promise(function (resolve) { global.setTimeout(resolve, ms); }); }
+
   PC.view("store", function (root) {
-    var codes = PC.userList("pickups");
     var balance = el("p", { class: "m-big", id: "store-points", text: "积分读取中…" });
     var list = el("ul", { class: "m-list", id: "reward-list" });
     var mineList = el("ul", { class: "m-list", id: "pickup-list" });
 
-    function drawCodes() {
-      mineList.textContent = "";
-      codes.get().slice().reverse().forEach(function (c) {
-        mineList.appendChild(el("li", { class: "m-item" }, [
-          el("p", { text: c.name + " · " + c.site }),
-          el("p", { class: "m-code", dataset: { testid: "pickup-code" }, text: c.code })
-        ]));
+    /** 我的取货码: the caller's redemptions, newest first (GET volunteers/me/redemptions). */
+    function loadCodes() {
+      forgetLocalCopies();
+      return PC.api("GET", "volunteers/me/redemptions").then(function (r) {
+        mineList.textContent = "";
+        r.items.forEach(function (c) {
+          var picked = !!c.picked_up_at;
+          mineList.appendChild(el("li", { class: "m-item", dataset: { testid: "pickup", id: c.id, picked: picked ? "1" : "0" } }, [
+            el("div", { class: "m-item-head" }, [el("h3", { text: c.reward_name }),
+              el("span", { class: "m-badge" + (picked ? "" : " m-in"), text: picked ? "已领取" : "待领取" })]),
+            el("p", { class: "m-sub", text: "领取地点：" + c.site_name + " · " + PC.time(c.created_at) + " 兑换" }),
+            el("p", { class: "m-code", dataset: { testid: "pickup-code" }, text: c.code })
+          ]));
+        });
+        if (!r.items.length) { mineList.appendChild(el("li", { class: "m-note", text: "兑换后在这里出示取货码。" })); }
       });
-      if (!codes.get().length) { mineList.appendChild(el("li", { class: "m-note", text: "兑换后在这里出示取货码。" })); }
     }
 
     function points() {
@@ -332,28 +359,36 @@
 
     root.appendChild(el("section", { class: "m-card" }, [el("h2", { text: "积分超市" }), balance, list]));
     root.appendChild(el("section", { class: "m-card" }, [el("h2", { text: "我的取货码" }), mineList]));
-    drawCodes();
-    return Promise.all([points(), PC.api("GET", "rewards")]).then(function (r) {
+    return Promise.all([points(), PC.api("GET", "rewards"), loadCodes()]).then(function (r) {
       var items = r[1].items;
       if (!items.length) { list.appendChild(el("li", { class: "m-note", text: "暂时没有可兑换的物品" })); }
       items.forEach(function (w) {
-        var key = PC.key("redeem");
+        // A tap's Idempotency-Key, kept while its answer is unknown: the page's own retries and
+        // the next tap after a lost answer ask about the same redemption, never a second one.
+        var pending = null;
+
+        function send(key, tries) {
+          return PC.api("POST", "rewards/" + w.id + "/redemptions", null, { idem: key }).catch(function (e) {
+            if (answerLost(e) && tries < 2) { return wait(700 * (tries + 1)).then(function () { return send(key, tries + 1); }); }
+            throw e;
+          });
+        }
+
         list.appendChild(el("li", { class: "m-item", dataset: { testid: "reward", id: w.id } }, [
           el("div", { class: "m-item-head" }, [el("h3", { text: w.name }), el("span", { class: "m-badge", text: w.price_points + " 积分" })]),
           w.description ? el("p", { class: "m-sub", text: w.description }) : null,
           el("p", { class: "m-sub", text: "领取地点：" + (w.site_name || w.site_id) + " · 库存 " + w.stock }),
           el("div", { class: "m-actions" }, [PC.button("兑换", { class: "m-btn-primary", dataset: { testid: "redeem" },
             disabled: w.stock < 1, "aria-label": "兑换：" + w.name }, function (ev) {
-            PC.busy(ev.currentTarget, "兑换中…", function () {
-              return PC.api("POST", "rewards/" + w.id + "/redemptions", null, { idem: key });
-            }).then(function (red) {
-              key = PC.key("redeem");
-              var list2 = codes.get();
-              list2.push({ code: red.code, name: w.name, site: w.site_name || w.site_id, at: red.created_at });
-              codes.set(list2);
-              drawCodes();
+            var key = pending || PC.key("redeem");
+            pending = key;
+            PC.busy(ev.currentTarget, "兑换中…", function () { return send(key, 0); }).then(function (red) {
+              pending = null;
               PC.say("兑换成功，取货码 " + red.code + "，到 " + (w.site_name || w.site_id) + " 出示领取", "ok");
-              return points();
+              return Promise.all([points(), loadCodes()]);
+            }, function (e) {
+              if (!answerLost(e)) { pending = null; throw e; }
+              throw new Error("网络中断，兑换结果未知：请再点一次「兑换」查询这一笔，不会重复扣分");
             }).catch(PC.fail);
           })])
         ]));
