@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import DistrictDep, ReaderDep, ReadSessionDep, SessionDep, SettingsDep
 from api.routes.requests import RequestId
-from api.schemas.evidence import PhotoPublic
+from api.schemas.evidence import PhotoLimits, PhotoPublic
 from api.services import evidence
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -44,6 +44,15 @@ _UPLOAD_BODY = {
         }}},
     },
 }
+
+
+@router.get("/photos/limits", response_model=PhotoLimits)
+def photo_limits(settings: SettingsDep) -> PhotoLimits:
+    """Tell what a photo upload may be (public): pages scale photos down to fit first."""
+    return PhotoLimits(photo_max_bytes=settings.photo_max_bytes,
+                       photo_max_pixels=settings.photo_max_pixels,
+                       photo_max_edge_px=settings.photo_max_edge_px,
+                       photos_per_request=settings.photos_per_request)
 
 
 @router.post(

@@ -19,3 +19,12 @@ class PhotoPublic(PhotoRef):
     """An uploaded photo: re-encoded without metadata, stored by content hash."""
 
     bytes: int = Field(description="Size of the stored file")
+
+
+class PhotoLimits(BaseModel):
+    """What the server accepts, so a page can scale a photo down before sending it."""
+
+    photo_max_bytes: int = Field(description="Largest upload in bytes (413 photo_too_large)")
+    photo_max_pixels: int = Field(description="Most pixels (width × height) a photo may have")
+    photo_max_edge_px: int = Field(description="Longest side of a stored photo (larger: scaled)")
+    photos_per_request: int = Field(description="Photos one request may carry (409 beyond)")

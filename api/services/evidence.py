@@ -10,7 +10,8 @@ no GPS position, no camera serial), no XMP, no comment, no ICC profile. Re-encod
 deterministic, so the same photo sent twice is one file and one row.
 
 Files live at ``<evidence_dir>/ab/cdef….jpg`` (the SHA-256 of the stored bytes), written to a
-temporary file, flushed to disk and renamed before the row is committed, so a 201 is durable.
+temporary file, flushed to disk and renamed (new folders synced in their parents) before the
+write transaction even begins, so a 201 is durable and no writer waits behind the disk.
 Photos are served only to those who may see the request, by the same rule as the request
 itself (:func:`api.services.requests_query.get_request`); to everyone else they do not exist.
 """
@@ -351,28 +352,43 @@ def photo_path(root: Path, sha256: str, content_type: str) -> Path:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file whole or not at all: a temporary file, fsync, rename, fsync of the folder.
+    """Write a file whole or not at all, and durably: temporary file, fsync, rename, fsync.
 
-    A file already there is the same content (its name is its hash) and is left as it is.
+    Every folder on the way that did not exist is made durable in its parent, and the file's
+    folder is synced after the rename, so once this returns the file survives a power loss.
+    A file already there is the same content (its name is its hash): it is not written again,
+    but its folders are synced all the same, as another writer may not have done so yet.
     """
-    if path.exists():
+    _durable_dir(path.parent.parent)
+    _durable_dir(path.parent)
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    _fsync_dir(path.parent)  # the rename itself survives a crash
+    _fsync_dir(path.parent.parent)  # and so does the ab/ entry, made now or by another writer
+
+
+def _durable_dir(path: Path) -> None:
+    """Make a private folder unless it exists; a new one's entry is synced in its parent."""
+    if path.is_dir():
         return
-    ensure_private_dir(path.parent.parent)
-    ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    ensure_private_dir(path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    folder = os.open(path, os.O_RDONLY)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself survives a crash
+        os.fsync(folder)
     finally:
         os.close(folder)
 
@@ -394,16 +410,21 @@ def attach(
 ) -> tuple[dict[str, Any], bool]:
     """Store a cleaned photo for a request; return it and whether it is new.
 
-    The request is locked and the rights checked again (its state may have moved while the
-    photo came in); the file is on disk before the row is committed.
+    The file is written and flushed to disk first, before the session is used, so no lock is
+    held (SQLite: no ``BEGIN IMMEDIATE``; PostgreSQL: no row lock) while the disk works. It is
+    named by its hash, so a copy whose row is never written (refused below, or a failed commit)
+    is harmless, and one photo stored twice at once is one file. Then the request is locked and
+    the rights, state and count checked again (all may have moved while the photo came in),
+    and the row committed: a 201 is durable.
 
     Raises
     ------
     TooManyPhotosError
         If the request already has ``limit`` photos and this is not one of them.
     """
-    req = _may_attach(session, district, user, request_id, lock=True)
     sha = photo.sha256
+    write_atomically(photo_path(root, sha, photo.content_type), photo.data)
+    req = _may_attach(session, district, user, request_id, lock=True)
     row = session.scalar(select(Evidence).where(Evidence.request_id == req.id,
                                                 Evidence.sha256 == sha))
     if row is not None:
@@ -413,7 +434,6 @@ def attach(
     if count >= limit:
         msg = f"每个服务请求最多 {limit} 张照片"
         raise TooManyPhotosError(msg, limit=limit)
-    write_atomically(photo_path(root, sha, photo.content_type), photo.data)
     row = Evidence(request_id=req.id, sha256=sha, content_type=photo.content_type,
                    bytes=len(photo.data), width=photo.width, height=photo.height,
                    uploaded_by=user.id)
@@ -431,8 +451,9 @@ async def upload(
     """Check the caller, read the photo as it streams in, clean it, store it.
 
     ``run`` runs blocking work off the event loop (``run_in_threadpool``). The read session's
-    transaction ends before the body is read: a slow phone holds no database connection, and
-    the write session takes its lock only to store.
+    transaction ends before the body is read: a slow phone holds no database connection; the
+    file is on disk before the write session takes its lock, which it holds only to check again
+    and insert the row.
     """
     try:
         await run(_may_attach, read_session, district, user, request_id)

@@ -120,7 +120,8 @@ def route_to(
     """Return our walking route from a point to one open position, as 离我最近 draws it.
 
     The route and minutes are those of :func:`api.services.nearest.nearest_positions` (one
-    walking rule for the whole service), taken for the one position asked for.
+    walking rule for the whole service), asked for the one position (its ``site_id`` filter:
+    the walk reaches every position, but only this one's route is drawn).
 
     Raises
     ------
@@ -130,15 +131,12 @@ def route_to(
         If the district has no open position ``site_id``, or (:class:`NoRouteError`) it is
         not reachable on foot from there.
     """
-    ids = district.positions["site_id"].astype(str).tolist()
-    if site_id not in ids:
+    if not (district.positions["site_id"].astype(str) == site_id).any():
         msg = f"没有编号为 {site_id} 的开放阵地"
         raise NotFoundError(msg)
-    fc = nearest_positions(district, lon, lat, limit=len(ids), walk_m_per_min=walk_m_per_min)
-    found = [f for f in fc["features"] if f["properties"]["site_id"] == site_id]
-    if not found:
+    fc = nearest_positions(district, lon, lat, limit=1, walk_m_per_min=walk_m_per_min,
+                           site_id=site_id)
+    if not fc["features"]:
         msg = "从这里步行无法到达该阵地"
         raise NoRouteError(msg)
-    fc["features"] = found
-    fc["properties"]["count"] = 1
     return fc

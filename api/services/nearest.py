@@ -56,6 +56,7 @@ def nearest_positions(
     category_code: str | None = None,
     walk_m_per_min: float = DEFAULT_WALK_M_PER_MIN,
     max_access_m: float = MAX_ACCESS_M,
+    site_id: str | None = None,
 ) -> dict[str, Any]:
     """Return the positions nearest to a point by walking, each with its route, as GeoJSON.
 
@@ -77,6 +78,10 @@ def nearest_positions(
         Walking pace.
     max_access_m
         Refuse points farther than this from any street.
+    site_id
+        Only this position (``limit`` then does not matter): its feature is the one the
+        unfiltered answer holds for it, ``rank`` included, but only its route is drawn. No
+        feature if it is not reachable on foot (or does not offer ``category_code``).
 
     Raises
     ------
@@ -99,14 +104,20 @@ def nearest_positions(
     nodes = node_walk(net, origin)
     entry = enter(net, nodes, p.sites, origin)
     walk = entry.walk_m
-    order = [int(i) for i in np.argsort(walk, kind="stable")
-             if eligible[i] and np.isfinite(walk[i])][:limit]
+    ranked = [int(i) for i in np.argsort(walk, kind="stable")
+              if eligible[i] and np.isfinite(walk[i])]
+    rank = {i: r for r, i in enumerate(ranked, start=1)}
+    if site_id is None:
+        order = ranked[:limit]
+    else:  # one route drawn, not all of them (tracing each walk back is the costly part)
+        ids = pos["site_id"].astype(str).to_numpy()
+        order = [i for i in ranked if ids[i] == site_id][:1]
 
     origin_xy = shapely.get_coordinates(net.to_metric(np.array([lon]), np.array([lat])))
     lines = routes(net, nodes, origin, p.sites, entry, order, source_xy=origin_xy,
                    target_xy=p.site_xy_m)
     features = []
-    for rank, (i, xy) in enumerate(zip(order, lines, strict=True), start=1):
+    for i, xy in zip(order, lines, strict=True):
         x, y = p.to_wgs.transform(xy[:, 0], xy[:, 1])
         coords = np.round(np.column_stack([x, y]), _DECIMALS).tolist()
         row = pos.iloc[i]
@@ -115,7 +126,7 @@ def nearest_positions(
             "type": "Feature",
             "geometry": {"type": "LineString", "coordinates": coords},
             "properties": {
-                "rank": rank,
+                "rank": rank[i],
                 "site_id": str(row["site_id"]),
                 "name": str(row["name"]),
                 "level": str(row["level"]),

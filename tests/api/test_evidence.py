@@ -11,6 +11,8 @@ import io
 import os
 import socket
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from sqlalchemy import delete, func, select
 import geo
 from api.services.accounts import create_user
 from api.settings import Settings
-from api.storage.models import Evidence, Position, TeamMember, Volunteer
+from api.storage.models import Evidence, Position, ServiceRequest, TeamMember, Volunteer
 from api.storage.seed import prepare_database
 from api.storage.session import get_engine, session_maker
 from tests.api.dispatch.helpers import (
@@ -438,6 +440,59 @@ def test_the_same_photo_twice_is_one_file_and_one_row_and_the_count_is_capped(
     assert body["limit"] == 2
     assert upload(client, rid, data, cast.team).status_code == 200  # still idempotent
     assert rows(db_url, rid) == 2
+
+
+def test_the_file_is_on_disk_before_the_lock_is_taken_and_the_row_committed(
+    client: TestClient, cast: Cast, settings: Settings, db_url: str,
+) -> None:
+    """While another writer holds the lock, the photo is already written; then one row."""
+    rid = accepted(client, cast)
+    data = noise_jpeg((64, 48))  # a photo of this test's own: its file is not there yet
+    answers: list[httpx.Response] = []
+
+    def send(headers: dict[str, str]) -> None:
+        answers.append(upload(client, rid, data, headers))
+
+    before = stored_files(settings)
+    # SQLite: BEGIN IMMEDIATE (every writer queues); PostgreSQL: the request's row locked.
+    with session_maker(db_url)() as holder:
+        holder.execute(select(ServiceRequest.id).where(ServiceRequest.id == rid)
+                       .with_for_update())
+        senders = [threading.Thread(target=send, args=(who,)) for who in (cast.team, cast.leader)]
+        for t in senders:
+            t.start()
+        deadline = time.monotonic() + 20
+        while not (new := stored_files(settings) - before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the second upload reach the lock as well
+        assert len(new) == 1, new  # written, though the lock is not to be had
+        (path,) = new
+        assert path.suffix == ".jpg" and path.stat().st_mode & 0o077 == 0
+        assert all(t.is_alive() for t in senders) and not answers  # waiting for the lock
+        with session_maker(db_url, readonly=True)() as look:
+            assert look.scalar(select(func.count()).select_from(Evidence)
+                               .where(Evidence.request_id == rid)) == 0
+        holder.rollback()
+    for t in senders:
+        t.join(timeout=30)
+    assert sorted(r.status_code for r in answers) == [200, 201], [r.text for r in answers]
+    assert answers[0].json() == answers[1].json()
+    sha = answers[0].json()["sha256"]
+    assert path == settings.resolved_evidence_dir / sha[:2] / f"{sha[2:]}.jpg"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert rows(db_url, rid) == 1 and stored_files(settings) - before == {path}
+    assert not list(path.parent.glob(".part-*"))  # no temporary file left behind
+
+
+def test_the_limits_are_public(client: TestClient, settings: Settings,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "photos_per_request", 4)
+    r = client.get("/requests/photos/limits")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"photo_max_bytes": settings.photo_max_bytes,
+                        "photo_max_pixels": settings.photo_max_pixels,
+                        "photo_max_edge_px": settings.photo_max_edge_px,
+                        "photos_per_request": 4}
 
 
 def test_who_may_upload(client: TestClient, cast: Cast, db_url: str) -> None:

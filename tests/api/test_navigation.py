@@ -20,7 +20,14 @@ from sqlalchemy import update
 
 import geo
 from api.services.cards import tel_uri
-from api.services.navigation import AMAP_NAVIGATION, BAIDU_DIRECTION, links
+from api.services.navigation import (
+    AMAP_NAVIGATION,
+    BAIDU_DIRECTION,
+    NoRouteError,
+    links,
+    route_to,
+)
+from api.services.nearest import nearest_positions
 from api.storage.models import Activity, Position
 from api.storage.registry import bump_version
 from api.storage.session import session_maker
@@ -200,10 +207,38 @@ def test_our_route_to_one_position_is_the_nearest_route(
     r = client.get(f"/positions/{quote(sid)}/route", params={"lon": lon, "lat": lat})
     assert r.status_code == 200, r.text
     [feature] = r.json()["features"]
-    assert feature["properties"]["site_id"] == sid
-    assert feature["properties"]["walk_m"] == third["properties"]["walk_m"]
-    assert feature["geometry"] == third["geometry"]
+    assert feature == third  # the same feature, rank 3 included
+    assert r.json()["properties"] == {**near["properties"], "count": 1}
     problem(client.get("/positions/没有这个阵地/route", params={"lon": lon, "lat": lat}),
             404, "not_found")
     problem(client.get(f"/positions/{quote(sid)}/route", params={"lon": 20, "lat": 0}),
             422, "out_of_area")
+
+
+def test_route_to_draws_one_route_and_it_is_the_nearest_answers(district: geo.District) -> None:
+    """For every position: the one-position walk gives the feature the full ranking holds."""
+    lon, lat = TAIYUAN
+    ranked = nearest_positions(district, lon, lat, limit=len(district.positions))
+    by_site = {f["properties"]["site_id"]: f for f in ranked["features"]}
+    assert len(by_site) > 3
+    ids = district.positions["site_id"].astype(str).tolist()
+    for sid in ids:
+        if sid not in by_site:  # not reachable on foot from here
+            with pytest.raises(NoRouteError):
+                route_to(district, sid, lon, lat)
+            continue
+        one = route_to(district, sid, lon, lat)
+        assert one["features"] == [by_site[sid]], sid
+        assert one["properties"] == {**ranked["properties"], "count": 1}
+    # The filter with a category: ranks among the positions offering it.
+    legal = nearest_positions(district, lon, lat, limit=len(ids), category_code="legal")
+    last = legal["features"][-1]
+    only = nearest_positions(district, lon, lat, category_code="legal",
+                             site_id=last["properties"]["site_id"])
+    assert only["features"] == [last] and last["properties"]["rank"] == len(legal["features"])
+    offers_none = next((sid for sid in by_site
+                        if sid not in {f["properties"]["site_id"] for f in legal["features"]}),
+                       None)
+    if offers_none is not None:
+        assert nearest_positions(district, lon, lat, category_code="legal",
+                                 site_id=offers_none)["features"] == []

@@ -8,19 +8,11 @@ page makes is recorded, and none may leave 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,60 +23,24 @@ from PIL import Image
 import geo
 from maps import assets
 from tests.maps.helpers import skip_or_fail
+from tests.web.helpers import (
+    CHROMIUM,
+    LAUNCH_ARGS,
+    PHONE,
+    Phone,
+    Server,
+    run_server,
+    screenshot,
+    sign_in,
+    signed_in_as,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update"]
-PHONE = {"width": 360, "height": 640}
 RESIDENT_PHONE = "13800000001"
 VOLUNTEER_PHONE = "13900000002"
 LEADER_PHONE = "13900000003"
 TEAM = f"{geo.DEFAULT_DISTRICT}-C001-elderly"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """The uvicorn subprocess: its URL, database and log."""
-
-    base: str
-    db_url: str
-    log: Path
-
-    def call(self, method: str, path: str, body: Any = None,
-             token: str | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        url = self.base + urllib.parse.quote(path, safe="/?=&,:.-")
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def code_for(self, phone: str, after: int) -> str:
-        """The one-time code the server logged for a phone (masked as 138****1234)."""
-        masked = re.escape(phone[:3] + "****" + phone[-4:])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            text = self.log.read_text(encoding="utf-8", errors="replace")[after:]
-            found = re.findall(rf"一次性验证码 {masked}: (\d{{6}})", text)
-            if found:
-                return str(found[-1])
-            time.sleep(0.1)
-        raise AssertionError(f"no code logged for {phone}:\n{self.log.read_text()[-2000:]}")
-
-    def log_size(self) -> int:
-        return len(self.log.read_text(encoding="utf-8", errors="replace"))
 
 
 @pytest.fixture(scope="module")
@@ -92,44 +48,8 @@ def server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A real ``uvicorn api.main:app`` on a free port, with its own cache copy and database."""
     if assets.missing_assets() or not (assets.node_modules_dir() / "jsqr" / "dist").is_dir():
         skip_or_fail("page assets missing: run `npm ci` at the repository root")
-    cache = tmp_path_factory.mktemp("phone-cache")
-    src = cache_dir / "districts" / geo.DEFAULT_DISTRICT
-    shutil.copytree(src, cache / "districts" / geo.DEFAULT_DISTRICT)
-    for f in cache_dir.glob("*.parquet"):
-        shutil.copy(f, cache / f.name)
-    db_url = f"sqlite:///{cache / 'phone.db'}"
-    port = _free_port()
-    env = {**os.environ, "PRACTICE_CIRCLE_CACHE": str(cache),
-           "PRACTICE_CIRCLE_DISTRICT": geo.DEFAULT_DISTRICT, "PRACTICE_CIRCLE_DISTRICTS": "",
-           "PRACTICE_CIRCLE_DATABASE_URL": db_url, "PRACTICE_CIRCLE_WEBHOOK_URL": "",
-           "PYTHONIOENCODING": "utf-8"}
-    log_path = cache / "uvicorn.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    srv = Server(f"http://127.0.0.1:{port}", db_url, log_path)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                srv.call("GET", "/health")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.close()
-                    pytest.fail("uvicorn did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(0.25)
+    with run_server(cache_dir, tmp_path_factory.mktemp("phone")) as srv:
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _user(server: Server, role: str, name: str) -> str:
@@ -183,106 +103,6 @@ def world(server: Server) -> World:
                  home=(round(sx + 0.0002, 6), round(sy + 0.0001, 6)))
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Any) -> Iterator[Any]:
-    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-    yield b
-    b.close()
-
-
-@dataclass
-class Phone:
-    """A page in a phone-sized context, with every request and error it had."""
-
-    page: Any
-    base: str
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    @property
-    def external(self) -> list[str]:
-        return [u for u in self.requests
-                if not u.startswith(("http://127.0.0.1:", "data:", "blob:"))]
-
-    def ready(self, view: str, timeout: float = 15000) -> None:
-        """Wait until the view has rendered (its data loaded)."""
-        self.page.wait_for_selector(f"body[data-ready='{view}'] #app[aria-busy='false']",
-                                    timeout=timeout)
-
-    def token(self) -> str:
-        return str(self.page.evaluate("() => localStorage.getItem('pc-token')"))
-
-
-@pytest.fixture
-def phone(browser: Any, server: Server) -> Iterator[Callable[..., Phone]]:
-    contexts = []
-    phones: list[Phone] = []
-
-    def open_(at: tuple[float, float], path: str = "/m/", *, via: Any = None,
-              **context: Any) -> Phone:
-        ctx = (via or browser).new_context(
-            viewport=PHONE, locale="zh-CN", has_touch=True,
-            geolocation={"longitude": at[0], "latitude": at[1]},
-            permissions=context.pop("permissions", ["geolocation"]), **context)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        ph = Phone(page, server.base)
-        page.on("console", lambda m: ph.errors.append(m.text)
-                if m.type == "error" and "Failed to load resource" not in m.text else None)
-        page.on("pageerror", lambda e: ph.errors.append(f"pageerror: {e}"))
-        page.on("request", lambda r: ph.requests.append(r.url))
-        phones.append(ph)
-        page.goto(server.base + path)
-        return ph
-
-    yield open_
-    for ctx in contexts:
-        ctx.close()
-    for ph in phones:
-        assert ph.external == [], ph.external
-        assert ph.errors == [], ph.errors
-
-
-def sign_in(ph: Phone, server: Server, number: str) -> None:
-    """Sign in on the page: phone, 获取验证码 (then counting down), the logged code."""
-    page = ph.page
-    ph.ready("login")
-    page.fill("#login-phone", number)
-    mark = server.log_size()
-    page.click("#login-send")
-    page.wait_for_function("() => { const b = document.getElementById('login-send');"
-                           " return b.disabled && /秒后可重发/.test(b.textContent); }")
-    left = int(page.get_attribute("#login-send", "data-left") or 0)
-    assert 55 <= left <= 60
-    page.fill("#login-code", server.code_for(number, mark))
-    page.click("#login-submit")
-    page.wait_for_function("() => (document.body.dataset.ready || 'login') !== 'login'")
-
-
-def signed_in_as(ph: Phone, token: str, view: str) -> None:
-    """Open a view with a token already stored (as after an earlier sign-in on this phone)."""
-    ph.page.evaluate("(t) => localStorage.setItem('pc-token', t)", token)
-    ph.page.goto(f"{ph.base}/m/?signed-in#/{view}")  # a new query: a fresh load, not a hash change
-
-
-def screenshot(ph: Phone, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    ph.page.evaluate("() => { document.getElementById('toast').hidden = true; }")
-    ph.page.screenshot(path=str(ARTIFACTS / name))  # what the phone shows: 360 x 640
-
-
 def test_resident_signs_in_orders_from_the_menu_and_sees_it(
     phone: Callable[..., Phone], server: Server, world: World,
 ) -> None:
@@ -320,6 +140,9 @@ def test_resident_signs_in_orders_from_the_menu_and_sees_it(
     page.click("[data-testid=menu-order][data-category=elderly]")
     ph.ready("order")
     assert page.input_value("#order-category") == "elderly"
+    # The privacy hint names who reads the whole number (requests_view.sees_contact).
+    hint = page.locator("#order-contact + .m-hint").inner_text()
+    assert all(w in hint for w in ("调度员", "所/站", "派到的服务队", "138****1234")), hint
     page.fill("#order-description", "帮忙代购一周的药品，下午送到")
     page.fill("#order-contact", "13812341234")
     page.click("#order-submit")
@@ -377,6 +200,10 @@ def test_leader_accepts_and_completes_with_a_photo_and_the_resident_reviews(
     ph.ready("tasks")
     assert page.get_attribute("#task-detail", "data-state") == "dispatched"
     assert page.locator("#task-call").inner_text() == "13812345678"  # the assigned team sees it
+    # ...and the order's 导航 links (the request view's `navigation`, for who sees the contact).
+    nav = server.call("GET", f"/requests/{order['id']}", token=world.dispatcher)["navigation"]
+    assert page.locator("#task-detail #nav-amap").get_attribute("href") == nav["amap"]
+    assert page.locator("#task-detail #nav-baidu").get_attribute("href") == nav["baidu"]
     page.click("#task-accept")
     page.wait_for_selector("#task-detail[data-state='accepted'] #complete-form")
     photo = tmp_path / "现场.png"
@@ -395,6 +222,8 @@ def test_leader_accepts_and_completes_with_a_photo_and_the_resident_reviews(
     assert page.locator("#nav-baidu").get_attribute("href").startswith(
         "https://api.map.baidu.com/")
     assert page.locator("#nav-map path.leaflet-interactive, #nav-map canvas").count() > 0
+    assert page.locator("#nav-amap").get_attribute("href") == nav["amap"]
+    assert not [u for u in ph.requests if "/services/navigation" in u]  # req.navigation used
 
     done = server.call("GET", f"/requests/{order['id']}", token=resident)
     assert done["state"] == "completed" and done["hours"] == 1.5
@@ -436,6 +265,15 @@ def test_volunteer_signs_up_and_checks_in_by_code(
     page.wait_for_selector("#checkin-ok", timeout=15000)
     assert "签到成功" in page.locator("#checkin-ok").inner_text()
     screenshot(ph, "phone-checkin.png")
+    mine = server.call("GET", "/volunteers/me/signups", token=ph.token())["items"]
+    assert [(m["activity_id"], m["state"], m["checked_in"]) for m in mine] == [
+        (act["id"], "confirmed", True)]
+    # Another phone signed in as the same volunteer shows it: nothing is kept on the phone.
+    other = phone(world.centre)
+    signed_in_as(other, ph.token(), "activities")
+    other.ready("activities")
+    assert other.page.locator(f"[data-testid=activity][data-id='{act['id']}'] "
+                              "[data-testid=signup-state]").inner_text() == "已报名 · 已签到"
 
     # The QR's link opens the page and checks in by itself (here: already done, and it says so).
     assert shown["qr_text"].startswith(server.base + "/m/checkin?")
@@ -455,12 +293,42 @@ def test_volunteer_signs_up_and_checks_in_by_code(
     page.click("#tab-store")
     ph.ready("store")
     assert page.get_attribute("#store-points", "data-points") == "20"
+    assert page.locator("[data-testid=pickup-code]").count() == 0
+    # The first answer is lost on its way back (the server did redeem): the page asks again
+    # with the same Idempotency-Key and is given that redemption, not a second one.
+    keys: list[str] = []
+    lost: list[int] = []
+
+    def lose_the_first_answer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if lost:
+            route.continue_()
+            return
+        lost.append(route.fetch().status)
+        route.abort("failed")
+
+    page.route("**/rewards/*/redemptions", lose_the_first_answer)
     page.click(f"[data-testid=reward][data-id='{world.reward['id']}'] [data-testid=redeem]")
     page.wait_for_selector("#store-points[data-points='10']")
+    page.wait_for_selector("[data-testid=pickup-code]")
+    page.unroute("**/rewards/*/redemptions")
+    assert lost == [201] and len(keys) == 2 and keys[0] == keys[1] != ""
     code = page.locator("[data-testid=pickup-code]").first.inner_text()
+    redeemed = server.call("GET", "/volunteers/me/redemptions", token=ph.token())["items"]
+    assert [r["code"] for r in redeemed] == [code]  # one redemption, 10 points, not 20
+    assert server.call("GET", "/volunteers/me/record", token=ph.token())["points"] == 10
     # Staff of the team seated where the bag is picked up confirm that very code.
     picked = server.call("POST", f"/redemptions/{code}/pickup", {}, world.leader)
     assert picked["reward_id"] == world.reward["id"] and picked["picked_up_at"]
+    # The other phone lists the code too, picked up; neither phone keeps codes or sign-ups.
+    signed_in_as(other, ph.token(), "store")
+    other.ready("store")
+    row = other.page.locator("[data-testid=pickup]")
+    assert row.count() == 1 and row.get_attribute("data-picked") == "1"
+    assert row.locator("[data-testid=pickup-code]").inner_text() == code
+    for p in (page, other.page):
+        kept = p.evaluate("() => Object.keys(localStorage)")
+        assert not [k for k in kept if k.startswith(("pc-signups", "pc-pickups"))], kept
 
 
 def _y4m(png: bytes, path: Path) -> None:

@@ -121,7 +121,9 @@
       el("h2", { text: "点单" }),
       PC.field("服务类别", select),
       PC.field("需要什么帮助", desc),
-      PC.field("联系电话", contact, "只给派到的服务队看；其他人看到的是 138****1234"),
+      // The truth of requests_view.sees_contact: dispatchers, the 所/站 whose area holds the
+      // order and the team sent (its account or leaders) read the whole number.
+      PC.field("联系电话", contact, "完整号码仅调度员、服务地点所属所/站的工作人员和派到的服务队（含队长）可见；其他人看到的是 138****1234"),
       el("div", { class: "m-field" }, [
         el("span", { class: "m-label", text: "服务地点" }), where,
         el("a", { href: "#/home", class: "m-btn m-btn-ghost", id: "order-change-place", text: "在首页地图上改选位置" })
