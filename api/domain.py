@@ -39,6 +39,16 @@ class RequestState(StrEnum):
         return _STATE_RANK[self]
 
 
+#: States an order is open in: waiting for a team or being served. It may be cancelled, it is on
+#: the workbench's queue, and a duplicate may be merged into it.
+OPEN_STATES: frozenset[RequestState] = frozenset(
+    {RequestState.SUBMITTED, RequestState.DISPATCHED, RequestState.ACCEPTED})
+#: Open states in which an order waits for a team: its SLA timer runs, it may be rejected,
+#: merged or escalated.
+WAITING_STATES: frozenset[RequestState] = frozenset(
+    {RequestState.SUBMITTED, RequestState.DISPATCHED})
+
+
 class Role(StrEnum):
     """Roles a user may hold (one each)."""
 

@@ -36,7 +36,8 @@ def queue(
 ) -> dict[str, Any]:
     """Open orders oldest first, each with its SLA timer, level and possible duplicates.
 
-    Dispatchers and admins see the district's; a 所/站 account those of its area.
+    Dispatchers and admins see the district's; a 所/站 account those of its area, and
+    duplicates among those only (it never learns the ids of orders outside its area).
     """
     body = desk_queue(session, district, user, sla=settings.sla_minutes,
                       window_hours=settings.duplicate_window_hours,

@@ -1,6 +1,8 @@
 """Service requests: 点单 (create), 派单 (dispatch), 接单 (accept), 评单 (review) and the rest.
 
-The workbench's 驳回 (reject), 合并 (merge) and 改派 (redispatch) are actions here too.
+The workbench's 驳回 (reject), 合并 (merge) and 改派 (redispatch) are actions here too. An order
+the caller may not see is 404 to every action as to GET, whatever the reason (another resident's,
+another team's, outside a 所/站 account's area), exactly as for an id that does not exist.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/problem+json": {}}}
     for status, text in (
         (401, "No or invalid bearer token (unauthorized)"),
-        (403, "The role or team may not do this (forbidden)"),
-        (404, "No such request (not_found)"),
+        (403, "The caller sees the request but its role may not do this, or it is not theirs "
+              "to do: not the leader of the team it is dispatched to, not their own order "
+              "(forbidden)"),
+        (404, "No such request, or one the caller may not see (not_found)"),
         (409, "The action does not fit the current state (invalid_transition, with `state`), "
               "or no team can take it (team_unavailable, no_eligible_team)"),
         (422, "Invalid body, unknown_category, out_of_area, bad_merge_target or "
@@ -93,7 +97,7 @@ def create_request(
     idempotency_key: IdempotencyKeyDep = None,
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
-    """点单: a resident orders a service at a position (201 with Location)."""
+    """点单: a resident (or a volunteer, a resident too) orders a service (201, Location)."""
     return answer(dispatch.create_request(session, district, user, body.in_wgs84(),
                                           idempotency_key=idempotency_key), out_crs)
 
@@ -114,7 +118,12 @@ def list_requests(
     crs: CrsDep = Crs.WGS84,
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> dict[str, Any]:
-    """List the requests the caller may see, newest first (residents: their own)."""
+    """List the requests the caller may see, newest first.
+
+    Residents: their own; volunteers: their own and those dispatched to the teams they lead;
+    teams: theirs and the open pool of their categories; 所/站 accounts: their area's;
+    dispatchers and admins: all.
+    """
     page = requests_query.list_requests(session, district, user, state=state,
                                         bbox=parse_bbox(bbox, crs), limit=limit, offset=offset)
     return geojson_from_wgs84(page, crs=out_crs)
@@ -157,7 +166,11 @@ def accept_request(
     idempotency_key: IdempotencyKeyDep = None,
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
-    """接单 (team): a request dispatched to it, or an open one of its category (抢单)."""
+    """接单: a team account takes a request dispatched to it, or an open one of its category (抢单).
+
+    A volunteer who leads a team accepts only what is dispatched to that team: the open pool is
+    for team accounts (403 otherwise, when the leader sees the order at all).
+    """
     return answer(dispatch.act(session, district, user, request_id, "accept",
                                idempotency_key=idempotency_key), out_crs)
 
@@ -202,7 +215,7 @@ def review_request(
     idempotency_key: IdempotencyKeyDep = None,
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
-    """评单 (the resident): 1-5 stars and a comment."""
+    """评单 (the resident who ordered it, or the volunteer who did): 1-5 stars and a comment."""
     return answer(dispatch.act(session, district, user, request_id, "review", body,
                                idempotency_key=idempotency_key), out_crs)
 
@@ -217,7 +230,7 @@ def cancel_request(
     idempotency_key: IdempotencyKeyDep = None,
     out_crs: OutCrsDep = Crs.WGS84,
 ) -> JSONResponse:
-    """取消 (the resident, a dispatcher or an admin) while the request is still open."""
+    """取消 (who ordered it, a dispatcher or an admin) while the request is still open."""
     return answer(dispatch.act(session, district, user, request_id, "cancel",
                                body or NoteBody(), idempotency_key=idempotency_key), out_crs)
 

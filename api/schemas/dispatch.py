@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from api.domain import RequestState, Role
+from api.schemas.cards import NavigationLinks
 from api.schemas.evidence import PhotoRef
 from geo.datum import Crs, to_wgs84
 from geo.registry import Level
@@ -133,6 +134,10 @@ class RequestPublic(BaseModel):
     history: list[TransitionPublic]
     reject_reason: str | None = Field(default=None, description="Why it was rejected (驳回)")
     merged_into: int | None = Field(default=None, description="The order it was merged into")
+    merged_into_state: RequestState | None = Field(
+        default=None, description="For a merged order: the state of the order kept in its place "
+                                  "(merges of that one followed), so its resident can follow it")
+    merged_into_state_zh: str | None = None
     level: Level | None = Field(default=None,
                                 description="Level answering for it: community, township, center")
     level_zh: str | None = Field(default=None, description="站, 所 or 中心")
@@ -140,6 +145,10 @@ class RequestPublic(BaseModel):
     area_name: str | None = None
     photos: list[PhotoRef] = Field(default_factory=list,
                                    description="Evidence photos (完成凭证), oldest first")
+    navigation: NavigationLinks | None = Field(
+        default=None,
+        description="导航 to the order's place: Amap (GCJ-02) and Baidu (BD-09) links, not moved "
+                    "by `out_crs`; for those who see the contact, null for everyone else")
 
 
 class RequestList(BaseModel):

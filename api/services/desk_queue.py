@@ -1,9 +1,10 @@
 """The dispatcher's queue: open orders by state and age, each with its SLA timer and duplicates.
 
 Dispatchers and admins see every open order of the district; a 所/站 account those of its area
-(:func:`api.services.escalation.station_area`). Duplicates are looked for among all the
-district's open orders (:func:`api.services.duplicates.find_duplicates`), so an order in one
-站's area is flagged beside its twin in the next.
+(:func:`api.services.escalation.station_area`). Duplicates are looked for among the orders the
+user sees (:func:`api.services.duplicates.find_duplicates`): a dispatcher sees an order in one
+站's area flagged beside its twin in the next; a 所/站 account is never shown the ids of orders
+outside its area (it could not merge into them either).
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.domain import RequestState, Role
+from api.domain import OPEN_STATES, RequestState, Role
 from api.services.dispatch_errors import ForbiddenError
 from api.services.duplicates import find_duplicates
 from api.services.escalation import due_at, sla_minutes, station_area
 from api.services.requests_view import area_names, mask_contact, sees_contact
-from api.services.state_machine import WAITING, next_actions
+from api.services.state_machine import ALLOCATORS, next_actions
 from api.storage.models import ServiceRequest, Team, User, as_utc, utcnow
 from geo import District
 from geo.categories import category as category_of
 from geo.registry import Level
 
-#: States an order is open in: it shows on the queue.
-OPEN: tuple[RequestState, ...] = (*WAITING, RequestState.ACCEPTED)
-#: Roles that see the queue.
-DESK_ROLES = frozenset({Role.DISPATCHER, Role.ADMIN, Role.STATION})
+#: Open states in lifecycle order (the queue's ``counts``).
+_OPEN = sorted(OPEN_STATES, key=lambda s: s.rank)
+#: Roles that use the workbench: those who allocate orders.
+DESK_ROLES = ALLOCATORS
 
 
 def desk_queue(
@@ -75,17 +76,17 @@ def desk_queue(
         msg = f"{user.role.zh}不能使用派单工作台"
         raise ForbiddenError(msg, role=user.role)
     now = now or utcnow()
-    every = session.scalars(
+    mine = list(session.scalars(
         select(ServiceRequest)
-        .where(ServiceRequest.district == district.name, ServiceRequest.state.in_(OPEN))
+        .where(ServiceRequest.district == district.name, ServiceRequest.state.in_(_OPEN))
         .order_by(ServiceRequest.created_at, ServiceRequest.id)
-    ).all()
-    dups = find_duplicates(district, every, window_hours=window_hours, walk_m=walk_m)
-    mine = list(every)
+    ))
     if user.role == Role.STATION:
         area = station_area(session, user)
         mine = [r for r in mine if r.area_site_id in area]
-    counts = {str(s): 0 for s in OPEN}
+    # Among the orders the user sees only: a pair is a pair whatever else is open.
+    dups = find_duplicates(district, mine, window_hours=window_hours, walk_m=walk_m)
+    counts = {str(s): 0 for s in _OPEN}
     overdue = 0
     due: dict[int, datetime | None] = {}
     for r in mine:

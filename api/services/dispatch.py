@@ -3,8 +3,11 @@
 :func:`create_request` (点单) and :func:`act` (派单, 接单, 拒单, 完成, 评单, 取消, and at the
 workbench 驳回, 合并, 改派) are the writes of the dispatch API. A new order is placed with the
 站 nearest it by walking (:func:`api.services.escalation.assign_area`), whose SLA timer starts
-then. A 所/站 account allocates only the orders of its area; a volunteer who leads a team acts
-for it as its team account does.
+then. An order the caller may not see (:func:`api.services.requests_query.may_see`) is "not
+found" to every action as to reading it. A 所/站 account allocates only the orders of its area
+(and merges only into them); a volunteer who leads a team acts for it as its team account does
+on the orders dispatched to that team (taking an order from the open pool, 抢单, stays with team
+accounts), and orders, cancels and reviews their own orders as a resident does.
 
 Each locks the request (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite),
 checks the role and the state against
@@ -21,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.domain import RequestState, Role
+from api.domain import OPEN_STATES, RequestState, Role
 from api.schemas.dispatch import DispatchBody, MergeBody, RejectBody, RequestCreate
 from api.services import outbox
 from api.services.dispatch_errors import (
@@ -31,18 +34,17 @@ from api.services.dispatch_errors import (
     TeamUnavailableError,
 )
 from api.services.eligibility import team_reasons
-from api.services.escalation import assign_area, station_area
+from api.services.escalation import assign_area
 from api.services.idempotency import Outcome, fingerprint, run_once
 from api.services.leaderboard import hours_points, review_points
 from api.services.leaders import led_teams
 from api.services.matching import position_walk, rank_teams
-from api.services.requests_query import visible
+from api.services.requests_query import may_see, visible
 from api.services.requests_view import present
-from api.services.state_machine import ACTIONS, WAITING, Action, invalid, move
+from api.services.state_machine import ACTIONS, ORDERERS, Action, invalid, move
 from api.services.team_pick import declined_by, lock_team, pick_team, require_eligible
 from api.storage.models import (
     PointsEntry,
-    Position,
     Review,
     ServiceRequest,
     Team,
@@ -53,11 +55,6 @@ from api.storage.models import (
 )
 from geo import District
 from geo.categories import category as check_category
-
-#: Actions a team takes (its account, or a volunteer who leads it).
-TEAM_ACTIONS = frozenset({"accept", "decline", "complete"})
-#: Actions a 所/站 account may take on the orders of its area.
-AREA_ACTIONS = frozenset({"dispatch", "reject", "merge", "redispatch"})
 
 
 class MergeTargetError(DispatchError):
@@ -72,20 +69,20 @@ def create_request(
     *,
     idempotency_key: str | None = None,
 ) -> Outcome:
-    """点单: a resident asks for a service at a position on the district's streets.
+    """点单: a resident (or a volunteer, a resident too) asks for a service on the streets.
 
     Raises
     ------
     ForbiddenError
-        If the user is not a resident.
+        If the user is neither a resident nor a volunteer.
     UnknownCategoryError, OutOfAreaError
         If the category is unknown or the position is off the walking network.
     """
     key = fingerprint("POST", f"/requests?district={district.name}", body)
 
     def run() -> Outcome:
-        if user.role != Role.RESIDENT:
-            msg = f"只有居民可以点单（当前角色：{user.role.zh}）"
+        if user.role not in ORDERERS:
+            msg = f"只有居民和志愿者可以点单（当前角色：{user.role.zh}）"
             raise ForbiddenError(msg, role=user.role)
         check_category(body.category)
         at = position_walk(district).attach(body.lon, body.lat)  # OutOfAreaError: off the map
@@ -128,10 +125,11 @@ def act(
     Raises
     ------
     NotFoundError
-        No such request (or not the resident's own).
+        No such request, or one the user may not see (as reading it: another resident's,
+        another team's, outside a 所/站 account's area...).
     ForbiddenError
-        The role may not take this action, the request is another team's, or (a 所/站
-        account) outside its area.
+        The user sees the request but the role may not take this action, or it is not
+        theirs to take (not the leader of the team it is dispatched to, not their own order).
     InvalidTransitionError
         The action does not fit the current state (409, the state included).
     TeamUnavailableError, NoEligibleTeamError
@@ -147,8 +145,6 @@ def act(
         if user.role not in spec.roles:
             msg = f"{user.role.zh}不能{spec.zh}"
             raise ForbiddenError(msg, action=spec.name, role=user.role)
-        if user.role == Role.STATION:
-            _require_area(session, user, req, spec)
         if req.state not in spec.sources:
             raise invalid(spec, req.state)
         getattr(_Handlers, spec.name)(session, district, user, req, spec, body)
@@ -157,31 +153,33 @@ def act(
     return run_once(session, user, idempotency_key, key, run)
 
 
-def _require_area(session: Session, user: User, req: ServiceRequest, spec: Action) -> None:
-    """所站配单: a 所/站 account acts on the orders its position, or one under it, answers for."""
-    if req.area_site_id not in station_area(session, user):
-        here = session.get(Position, req.area_site_id) if req.area_site_id else None
-        where = f"（此单由{here.name}负责）" if here is not None else ""
-        msg = f"此单不在你的辖区{where}，不能{spec.zh}"
-        raise ForbiddenError(msg, action=spec.name, site_id=user.site_id,
-                             area_site_id=req.area_site_id)
-
-
 def _acting_team(session: Session, user: User, req: ServiceRequest, spec: Action) -> str:
     """Return the team a team account or a leading volunteer acts for on this request.
+
+    A leader acts on orders dispatched to a team they lead; the open pool (抢单) is for team
+    accounts only.
 
     Raises
     ------
     ForbiddenError
-        A volunteer who leads no team the request is assigned to.
+        A volunteer who leads no team the request is assigned to (it is theirs to see as the
+        resident who ordered it, or it sits in the open pool).
     """
     if user.role == Role.TEAM:
         assert user.team_id is not None
         return user.team_id
     if req.team_id is not None and req.team_id in led_teams(session, user):
         return req.team_id
-    msg = f"只有被派单队伍的队长可以{spec.zh}"
+    msg = (f"只有被派单队伍的队长可以{spec.zh}；待派单池中的服务单由队伍账号抢单，"
+           f"队长只处理派给本队的服务单")
     raise ForbiddenError(msg, action=spec.name, role=user.role)
+
+
+def _require_own(user: User, req: ServiceRequest, spec: Action) -> None:
+    """Residents and volunteers review and cancel only the orders they made themselves."""
+    if user.role in ORDERERS and req.resident_id != user.id:
+        msg = f"只有点单的居民本人可以{spec.zh}"
+        raise ForbiddenError(msg, action=spec.name, role=user.role)
 
 
 def _require_assigned(team_id: str, req: ServiceRequest, spec: Action) -> None:
@@ -241,6 +239,7 @@ class _Handlers:
         session: Session, district: District, user: User, req: ServiceRequest, spec: Action,
         body: Any,
     ) -> None:
+        _require_own(user, req, spec)
         assert req.team_id is not None
         move(session, req, user, spec, team_id=req.team_id, note=f"{body.stars} 星")
         session.add(Review(request_id=req.id, team_id=req.team_id, resident_id=user.id,
@@ -256,6 +255,7 @@ class _Handlers:
         session: Session, district: District, user: User, req: ServiceRequest, spec: Action,
         body: Any,
     ) -> None:
+        _require_own(user, req, spec)
         move(session, req, user, spec, team_id=req.team_id, note=getattr(body, "reason", ""))
 
     @staticmethod
@@ -276,15 +276,15 @@ class _Handlers:
             select(ServiceRequest).where(ServiceRequest.id == into_id).with_for_update()
             .execution_options(populate_existing=True)
         )
-        open_states = (*WAITING, RequestState.ACCEPTED)
         why = None
-        if into is None or into.district != district.name:
+        # One the user may not see is "no such order" (a 所/站 account: outside its area).
+        if into is None or into.district != district.name or not may_see(session, user, into):
             why = f"没有编号为 {into_id} 的服务单"
         elif into.id == req.id:
             why = "不能把服务单合并到它自己"
         elif into.category != req.category:
             why = f"服务类别不同，不能合并到 #{into.id}"
-        elif into.state not in open_states:
+        elif into.state not in OPEN_STATES:
             why = f"#{into.id} 当前状态为「{into.state.zh}」，只能合并到未结束的服务单"
         if why is not None:
             raise MergeTargetError(why, into=into_id)

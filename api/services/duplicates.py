@@ -58,8 +58,7 @@ def find_duplicates(
     walk = position_walk(district)
     lon = np.array([r.lon for r in reqs], dtype=float)
     lat = np.array([r.lat for r in reqs], dtype=float)
-    with walk._lock:  # the network's pyproj transformer is not shared across threads
-        at = walk.network.attach(lon, lat)
+    at = walk.attach_many(lon, lat)
     found = reach(walk.network, at, at, limit_m=walk_m)
     t, s, m = found.target, found.source, found.walk_m
     cats = np.array([r.category for r in reqs], dtype=object)

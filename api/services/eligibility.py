@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from api.domain import RequestState
 from api.storage.models import ServiceRequest, Team
 
-#: States in which a request holds a place of its team's capacity.
-OPEN_STATES: tuple[RequestState, ...] = (RequestState.DISPATCHED, RequestState.ACCEPTED)
+#: States in which a request takes up a place of its team's capacity (its load).
+LOAD_STATES: frozenset[RequestState] = frozenset(
+    {RequestState.DISPATCHED, RequestState.ACCEPTED})
 #: Why a team is not eligible, in the order they are reported.
 REASONS: dict[str, str] = {
     "category": "不提供该类服务",
@@ -48,7 +49,7 @@ def reasons_against(
     active
         Whether the team is in service.
     open_requests, capacity
-        Requests it holds open (:data:`OPEN_STATES`) and how many it may hold at once.
+        Requests it holds open (:data:`LOAD_STATES`) and how many it may hold at once.
     declined
         Whether it declined this request before.
     reachable
@@ -82,7 +83,7 @@ def open_requests_by_team() -> Subquery:
     """Return a subquery of ``team_id`` and ``n``, the requests each team holds open."""
     return (
         select(ServiceRequest.team_id.label("team_id"), func.count().label("n"))
-        .where(ServiceRequest.state.in_(OPEN_STATES))
+        .where(ServiceRequest.state.in_(sorted(LOAD_STATES)))
         .group_by(ServiceRequest.team_id)
         .subquery()
     )
@@ -92,7 +93,7 @@ def open_count(session: Session, team_id: str) -> int:
     """Count the requests a team holds open."""
     return session.scalar(
         select(func.count()).select_from(ServiceRequest).where(
-            ServiceRequest.team_id == team_id, ServiceRequest.state.in_(OPEN_STATES)
+            ServiceRequest.team_id == team_id, ServiceRequest.state.in_(sorted(LOAD_STATES))
         )
     ) or 0
 

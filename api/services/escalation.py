@@ -27,10 +27,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.domain import Role
+from api.domain import WAITING_STATES, Role
 from api.services.accounts import hash_token
 from api.services.matching import position_walk
-from api.services.state_machine import WAITING, relevel
+from api.services.state_machine import relevel
 from api.storage.models import Position, ServiceRequest, User, as_utc, utcnow
 from geo import District
 from geo.network import EdgePositions
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 
 #: Levels an order may be answered for at, lowest first: escalation climbs this list.
 CHAIN: tuple[Level, ...] = (Level.COMMUNITY, Level.TOWNSHIP, Level.CENTER)
-#: The (inactive, token-less) user escalations are recorded under.
-SYSTEM_USER_NAME = "系统（超时自动升级）"
 #: Fallback SLA when the settings name neither the category nor ``"*"``.
 DEFAULT_SLA_MINUTES = 120.0
 
@@ -53,7 +51,7 @@ def sla_minutes(category: str, sla: Mapping[str, float]) -> float:
 
 def due_at(req: ServiceRequest, sla: Mapping[str, float]) -> datetime | None:
     """Return when a waiting order becomes overdue at its level (``None``: no timer runs)."""
-    if req.state not in WAITING:
+    if req.state not in WAITING_STATES:
         return None
     since = req.level_since or req.created_at
     return as_utc(since) + timedelta(minutes=sla_minutes(req.category, sla))
@@ -109,16 +107,19 @@ def station_area(session: Session, user: User) -> frozenset[str]:
 
 
 def system_user(session: Session) -> User:
-    """Return the inactive user escalations are recorded under (made on first use)."""
+    """Return the user the server's own moves are recorded under: role ``system`` (系统).
+
+    Found by its role, made on first use. It never signs in: inactive, with the hash of a
+    random token nobody was given, no phone, and ``users create`` refuses the role. Two
+    processes making it at once leave two such rows, harmless: each reads the one with the
+    lowest id, so the history names one actor from then on.
+    """
     found = session.scalar(
-        select(User).where(User.name == SYSTEM_USER_NAME, User.role == Role.ADMIN,
-                           User.active.is_(False)).order_by(User.id).limit(1)
-    )
+        select(User).where(User.role == Role.SYSTEM).order_by(User.id).limit(1))
     if found is not None:
         return found
-    # No token works for it: the hash of a random token nobody was given, and inactive.
-    user = User(name=SYSTEM_USER_NAME, role=Role.ADMIN, token_hash=hash_token(
-        secrets.token_urlsafe(32)), active=False)
+    user = User(name=Role.SYSTEM.zh, role=Role.SYSTEM, active=False,
+                token_hash=hash_token(secrets.token_urlsafe(32)))
     session.add(user)
     session.flush()
     return user
@@ -158,7 +159,8 @@ def escalate_overdue(
     """
     now = now or utcnow()
     shortest = min([*sla.values(), DEFAULT_SLA_MINUTES]) if sla else DEFAULT_SLA_MINUTES
-    where = [ServiceRequest.state.in_(WAITING), ServiceRequest.level_since.is_not(None),
+    where = [ServiceRequest.state.in_(sorted(WAITING_STATES)),
+             ServiceRequest.level_since.is_not(None),
              ServiceRequest.level.in_([Level.COMMUNITY, Level.TOWNSHIP]),
              ServiceRequest.level_since <= now - timedelta(minutes=shortest)]
     if district is not None:
@@ -191,7 +193,7 @@ def escalate_overdue(
         }
         from_site = here.site_id
         if relevel(session, req, actor, level=Level(up.level), site_id=up.site_id, note=note,
-                   messages=messages, now=now):
+                   messages=messages, now=now, follower_news=f"已转由{there}优先处理"):
             done.append(Escalation(req.id, from_site, up.site_id, Level(up.level)))
     return done
 

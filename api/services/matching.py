@@ -67,6 +67,11 @@ class PositionWalk:
         with self._lock:  # pyproj transformers are not shared across threads
             return self.network.attach(np.array([lon]), np.array([lat]), max_access_m=max_access_m)
 
+    def attach_many(self, lon: np.ndarray, lat: np.ndarray) -> EdgePositions:
+        """Attach many points to their street edges at once (as :meth:`attach`, one lock)."""
+        with self._lock:
+            return self.network.attach(lon, lat)
+
     def walk_m(self, at: EdgePositions) -> np.ndarray:
         """Return walking metres from every position to an attached point (``inf``: unreachable).
 

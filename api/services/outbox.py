@@ -14,7 +14,9 @@ mid-batch leaves its rows to be picked up again when the lease runs out.
 
 Each event is worded for one audience (``audience``; the subject names the recipient): a move of
 a service request records one event for the resident (``resident_id``), one for the team it
-concerns (``team_id``) and, when it waits for dispatch, one for the dispatchers (``district``).
+concerns (``team_id``; also the team that lost it to a re-dispatch, rejection or merge) and, when
+it waits for dispatch, one for the dispatchers (``district``); residents whose orders were merged
+into it hear of its moves too.
 One-time sign-in codes (``auth.code``, audience ``phone``, the whole number in the subject for
 the SMS gateway) take the same path.
 
@@ -149,15 +151,40 @@ def _wording(action: str, *, rid: int, state: RequestState, cat: str, team: str,
     return words
 
 
+#: Moves that take an order away from the team that held it, as that team is told of them.
+_TEAM_LOSES = {"redispatch": "已改派给其他队伍", "reject": "已驳回", "merge": "已合并"}
+
+
+def _follower_news(action: str, *, team: str, reason: str | None,
+                   merged_into: int | None) -> str | None:
+    """Say what happened to a kept order, for residents whose orders were merged into it."""
+    news = {
+        "dispatch": f"已派单给{team}",
+        "redispatch": f"已改派给{team}",
+        "accept": f"{team}已接单，服务中",
+        "decline": "正在重新派单",
+        "complete": "已完成服务",
+        "cancel": "已取消",
+        "reject": "已驳回" + (f"：{reason}" if reason else ""),
+        "merge": f"已并入服务单 #{merged_into}" if merged_into else "已合并处理",
+    }
+    return news.get(action)  # a review is the kept order's resident's own business
+
+
 def record_request(session: Session, *, request_id: int, action: str, state: str,
-                   team_id: str | None, district: str, at: datetime) -> list[OutboxEvent]:
+                   team_id: str | None, district: str, at: datetime,
+                   previous_team_id: str | None = None) -> list[OutboxEvent]:
     """Record a service request's move (``request.<action>``), once per audience.
 
     The resident hears of every move but their own review; the team of a dispatch, a
     re-dispatch, a cancellation and a review; the dispatchers of an order waiting for dispatch
-    (new, or declined). Each subject has the request, its new state, team and district, the
-    action, and the recipient (``resident_id``; the team is ``team_id``; dispatchers by
-    ``district``). Call it in the transaction of the move, after the request row is written.
+    (new, or declined). The team that held the order (``previous_team_id``, as it was before
+    the move) hears when a re-dispatch, a rejection or a merge takes it away ("…，无需前往").
+    Residents whose orders were merged into this one hear of its moves too
+    (:func:`record_for_followers`). Each subject has the request, its new state, team and
+    district, the action, and the recipient (``resident_id``; the team is ``team_id``;
+    dispatchers by ``district``). Call it in the transaction of the move, after the request
+    row is written.
     """
     target = RequestState(state)
     # Read the columns from the database: the move updated the row behind the ORM's back.
@@ -180,6 +207,45 @@ def record_request(session: Session, *, request_id: int, action: str, state: str
             subject["resident_id"] = row.resident_id
         made.append(record(session, f"request.{action}", subject, text, at=at,
                            audience=audience))
+    lost = _TEAM_LOSES.get(action)
+    if lost is not None and previous_team_id is not None and (
+            action != "redispatch" or previous_team_id != team_id):
+        made.append(record(
+            session, f"request.{action}",
+            {**base, "team_id": previous_team_id, "audience": "team"},
+            f"服务单 #{request_id}（{cat}）{lost}，无需前往", at=at, audience="team"))
+    news = _follower_news(action, team=_team_name(session, team_id), reason=row.reject_reason,
+                          merged_into=row.merged_into)
+    if news is not None:
+        made += record_for_followers(session, f"request.{action}", base, request_id, news, at=at)
+    return made
+
+
+def record_for_followers(session: Session, type_: str, base: dict[str, Any], request_id: int,
+                         news: str, *, at: datetime) -> list[OutboxEvent]:
+    """Tell the residents of orders merged into this one (or into those) what happened to it.
+
+    One event per merged order (audience ``resident``; the subject names the order kept,
+    ``request_id``, their own, ``merged_request_id``, and ``resident_id``), worded
+    "您的服务单 #M 已并入服务单 #K，该单<news>". The kept order's own resident is told
+    by :func:`record_request`.
+    """
+    made, todo, seen = [], [request_id], {request_id}
+    while todo:  # merges of merges: follow every order that ended up in this one
+        rows = session.execute(
+            select(ServiceRequest.id, ServiceRequest.resident_id)
+            .where(ServiceRequest.merged_into.in_(todo),
+                   ServiceRequest.state == RequestState.MERGED)
+            .order_by(ServiceRequest.id)).all()
+        rows = [r for r in rows if r.id not in seen]
+        todo = [r.id for r in rows]
+        seen.update(todo)
+        for r in rows:
+            subject = {**base, "audience": "resident", "merged_request_id": r.id,
+                       "resident_id": r.resident_id}
+            made.append(record(session, type_, subject,
+                               f"您的服务单 #{r.id} 已并入服务单 #{request_id}，该单{news}",
+                               at=at, audience="resident"))
     return made
 
 

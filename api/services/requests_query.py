@@ -1,8 +1,10 @@
 """Find the service requests a user may see: one by id, or a page of them.
 
-Residents see their own; teams those assigned to them and the open pool of their categories;
-volunteers who lead teams those assigned to their teams; 所/站 accounts those of their area;
-dispatchers and admins all. Any other id is "not found", so ids cannot be walked to read
+One rule (:func:`may_see`) answers for reading and for acting: residents see their own orders;
+volunteers their own orders (a volunteer is a resident too) and those assigned to the teams they
+lead; teams those assigned to them and the open pool of their categories; 所/站 accounts those
+of their area; dispatchers and admins all. Any other id is "not found" to read and to act on
+alike (404, never 403), so ids cannot be walked to learn which orders exist, where, or to read
 residents' descriptions and positions.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.domain import RequestState, Role
@@ -29,25 +31,42 @@ def _pool_categories(session: Session, user: User) -> list[str]:
     return offered_categories(team) if team else []
 
 
+def may_see(session: Session, user: User, req: ServiceRequest) -> bool:
+    """Tell whether the user may see (and so try to act on) a request: the one rule."""
+    if user.role in (Role.DISPATCHER, Role.ADMIN):
+        return True
+    if user.role in (Role.RESIDENT, Role.VOLUNTEER) and req.resident_id == user.id:
+        return True
+    if user.role == Role.TEAM:
+        return req.team_id == user.team_id or (
+            req.state == RequestState.SUBMITTED
+            and req.category in _pool_categories(session, user))
+    if user.role == Role.VOLUNTEER:
+        return req.team_id is not None and req.team_id in led_teams(session, user)
+    if user.role == Role.STATION:
+        return req.area_site_id in station_area(session, user)
+    return False
+
+
 def visible(
     session: Session, user: User, request_id: int, district: District, *, lock: bool = False
 ) -> ServiceRequest:
-    """Return a request of the district that the user may act on (``lock``: for update).
+    """Return a request of the district that the user may see (``lock``: for update).
+
+    Reading (:func:`get_request`) and every action (:func:`api.services.dispatch.act`) go
+    through here, so an order the caller may not see answers alike: 404.
 
     Raises
     ------
     NotFoundError
-        If there is none, it is another district's, or another resident's.
+        If there is none, it is another district's, or the user may not see it
+        (:func:`may_see`).
     """
     stmt = select(ServiceRequest).where(ServiceRequest.id == request_id)
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     req = session.scalar(stmt)
-    if (
-        req is None
-        or req.district != district.name
-        or (user.role == Role.RESIDENT and req.resident_id != user.id)
-    ):
+    if req is None or req.district != district.name or not may_see(session, user, req):
         msg = f"没有编号为 {request_id} 的服务请求"
         raise NotFoundError(msg, request_id=request_id)
     return req
@@ -56,24 +75,8 @@ def visible(
 def get_request(
     session: Session, district: District, user: User, request_id: int
 ) -> dict[str, Any]:
-    """Return one request with its history, as the user may see it.
-
-    A team reads what :func:`list_requests` shows it: requests assigned to it and the open pool
-    of its categories.
-    """
-    req = visible(session, user, request_id, district)
-    hidden = False
-    if user.role == Role.TEAM and req.team_id != user.team_id:
-        codes = _pool_categories(session, user)
-        hidden = not (req.state == RequestState.SUBMITTED and req.category in codes)
-    elif user.role == Role.VOLUNTEER:
-        hidden = req.team_id is None or req.team_id not in led_teams(session, user)
-    elif user.role == Role.STATION:
-        hidden = req.area_site_id not in station_area(session, user)
-    if hidden:
-        msg = f"没有编号为 {request_id} 的服务请求"
-        raise NotFoundError(msg, request_id=request_id)
-    return present(session, req, user)
+    """Return one request with its history, as the user may see it (:func:`visible`)."""
+    return present(session, visible(session, user, request_id, district), user)
 
 
 def list_requests(
@@ -86,7 +89,7 @@ def list_requests(
     limit: int = 20,
     offset: int = 0,
 ) -> dict[str, Any]:
-    """List the requests the user may see, newest first.
+    """List the requests the user may see (:func:`may_see`, as a query), newest first.
 
     ``bbox`` (lon/lat) filters on the stored geometry.
     """
@@ -100,9 +103,12 @@ def list_requests(
             (ServiceRequest.state == RequestState.SUBMITTED) & ServiceRequest.category.in_(codes),
         ))
     elif user.role == Role.VOLUNTEER:
-        where.append(ServiceRequest.team_id.in_(sorted(led_teams(session, user))))
+        where.append(or_(ServiceRequest.resident_id == user.id,
+                         ServiceRequest.team_id.in_(sorted(led_teams(session, user)))))
     elif user.role == Role.STATION:
         where.append(ServiceRequest.area_site_id.in_(sorted(station_area(session, user))))
+    elif user.role not in (Role.DISPATCHER, Role.ADMIN):
+        where.append(false())  # a role that sees nothing (may_see)
     if state is not None:
         where.append(ServiceRequest.state == state)
     if bbox is not None:

@@ -1,4 +1,7 @@
-"""Present service requests as a user may see them: contact masked, history and review joined."""
+"""Present service requests as a user may see them: contact masked, history and review joined.
+
+Those who see the contact (dispatchers, 所/站, the assigned team) also get the 导航 links.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.domain import Role
+from api.schemas.cards import NavigationLinks
 from api.schemas.dispatch import RequestPublic, ReviewPublic, TeamRef, TransitionPublic
+from api.services import navigation
 from api.services.evidence import photos_of
 from api.services.leaders import led_teams
-from api.services.state_machine import next_actions
+from api.services.state_machine import merge_ends, next_actions
 from api.storage.models import (
     Position,
     Review,
@@ -49,6 +54,15 @@ def sees_contact(user: User, req: ServiceRequest, led: frozenset[str] = frozense
             or (user.role == Role.VOLUNTEER and req.team_id in led))
 
 
+def navigation_to(req: ServiceRequest) -> NavigationLinks:
+    """Return the 导航 links to an order's place, named by its number (服务地点（订单12）).
+
+    Not "#12": the links cut names at their separators, "#" among them.
+    """
+    return NavigationLinks(**navigation.links(req.lon, req.lat, name=f"服务地点（订单{req.id}）",
+                                              region=req.district))
+
+
 def area_names(session: Session, reqs: Sequence[ServiceRequest]) -> dict[str, str]:
     """Return the names of the positions answering for the requests, by site id."""
     sites = {r.area_site_id for r in reqs if r.area_site_id}
@@ -81,6 +95,7 @@ def present_many(
     led = led_teams(session, user)
     areas = area_names(session, reqs)
     photos = photos_of(session, reqs)
+    kept = merge_ends(session, reqs)
     out = []
     for r in reqs:
         show = sees_contact(user, r, led)
@@ -116,11 +131,15 @@ def present_many(
             ],
             reject_reason=r.reject_reason,
             merged_into=r.merged_into,
+            merged_into_state=kept.get(r.id),
+            merged_into_state_zh=kept[r.id].zh if r.id in kept else None,
             level=r.level,
             level_zh=Level(r.level).short if r.level else None,
             area_site_id=r.area_site_id,
             area_name=areas.get(r.area_site_id) if r.area_site_id else None,
             photos=photos[r.id],
+            # Who may call the resident may walk there; others see the point, not a hand-off.
+            navigation=navigation_to(r) if show else None,
         )
         out.append(pub.model_dump(mode="json"))
     return out

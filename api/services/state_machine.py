@@ -13,7 +13,7 @@ unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.domain import RequestState, Role
+from api.domain import OPEN_STATES, WAITING_STATES, RequestState, Role
 from api.services import outbox
 from api.services.dispatch_errors import InvalidTransitionError
 from api.storage.models import ServiceRequest, Transition, User, utcnow
@@ -34,37 +34,38 @@ class Action:
 
     name: str
     zh: str
-    sources: tuple[RequestState, ...]
+    sources: frozenset[RequestState]
     target: RequestState
     roles: frozenset[Role]
 
 
-_CANCELLABLE = (RequestState.SUBMITTED, RequestState.DISPATCHED, RequestState.ACCEPTED)
-#: States in which a request waits for a team: its SLA timer runs, it may be rejected or merged.
-WAITING = (RequestState.SUBMITTED, RequestState.DISPATCHED)
 #: Who allocates orders: dispatchers and admins everywhere, 所/站 accounts in their area.
-_ALLOCATORS = frozenset({Role.DISPATCHER, Role.ADMIN, Role.STATION})
+ALLOCATORS = frozenset({Role.DISPATCHER, Role.ADMIN, Role.STATION})
 #: Who acts for a team: its account, or a volunteer who leads it (checked by the handler).
 _TEAM = frozenset({Role.TEAM, Role.VOLUNTEER})
+#: Who orders, reviews and cancels their own orders: residents, and volunteers (residents too;
+#: the handler checks that the order is theirs).
+ORDERERS = frozenset({Role.RESIDENT, Role.VOLUNTEER})
+_SUBMITTED = frozenset({RequestState.SUBMITTED})
+_DISPATCHED = frozenset({RequestState.DISPATCHED})
+_ACCEPTED = frozenset({RequestState.ACCEPTED})
 #: Actions after which the request starts a new round (it goes to another team).
 NEW_ROUND = frozenset({"decline", "redispatch"})
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
-        Action("dispatch", "派单", (RequestState.SUBMITTED,), RequestState.DISPATCHED,
-               _ALLOCATORS),
-        Action("accept", "接单", (RequestState.SUBMITTED, RequestState.DISPATCHED),
-               RequestState.ACCEPTED, _TEAM),
-        Action("decline", "拒单", (RequestState.DISPATCHED,), RequestState.SUBMITTED, _TEAM),
-        Action("complete", "完成服务", (RequestState.ACCEPTED,), RequestState.COMPLETED, _TEAM),
-        Action("review", "评单", (RequestState.COMPLETED,), RequestState.REVIEWED,
-               frozenset({Role.RESIDENT})),
-        Action("cancel", "取消", _CANCELLABLE, RequestState.CANCELLED,
-               frozenset({Role.RESIDENT, Role.DISPATCHER, Role.ADMIN})),
-        Action("reject", "驳回", WAITING, RequestState.REJECTED, _ALLOCATORS),
-        Action("merge", "合并", WAITING, RequestState.MERGED, _ALLOCATORS),
-        Action("redispatch", "改派", (RequestState.DISPATCHED, RequestState.ACCEPTED),
-               RequestState.DISPATCHED, _ALLOCATORS),
+        Action("dispatch", "派单", _SUBMITTED, RequestState.DISPATCHED, ALLOCATORS),
+        Action("accept", "接单", WAITING_STATES, RequestState.ACCEPTED, _TEAM),
+        Action("decline", "拒单", _DISPATCHED, RequestState.SUBMITTED, _TEAM),
+        Action("complete", "完成服务", _ACCEPTED, RequestState.COMPLETED, _TEAM),
+        Action("review", "评单", frozenset({RequestState.COMPLETED}), RequestState.REVIEWED,
+               ORDERERS),
+        Action("cancel", "取消", OPEN_STATES, RequestState.CANCELLED,
+               ORDERERS | {Role.DISPATCHER, Role.ADMIN}),
+        Action("reject", "驳回", WAITING_STATES, RequestState.REJECTED, ALLOCATORS),
+        Action("merge", "合并", WAITING_STATES, RequestState.MERGED, ALLOCATORS),
+        Action("redispatch", "改派", _DISPATCHED | _ACCEPTED, RequestState.DISPATCHED,
+               ALLOCATORS),
     )
 }
 
@@ -107,6 +108,7 @@ def move(
         If another move got there first (with the state it left).
     """
     now = utcnow()
+    previous_team = req.team_id
     new_round = req.round + (1 if spec.name in NEW_ROUND else 0)
     result = session.execute(
         update(ServiceRequest)
@@ -127,7 +129,8 @@ def move(
         actor_id=user.id, actor_role=user.role, team_id=team_id or req.team_id, note=note, at=now,
     ))
     outbox.record_request(session, request_id=req.id, action=spec.name, state=spec.target,
-                          team_id=team_id or req.team_id, district=req.district, at=now)
+                          team_id=team_id or req.team_id, previous_team_id=previous_team,
+                          district=req.district, at=now)
     session.flush()
     session.refresh(req)
 
@@ -142,6 +145,7 @@ def relevel(
     note: str,
     messages: Mapping[str, str],
     now: datetime,
+    follower_news: str | None = None,
 ) -> bool:
     """Hand a waiting request to another level and position (escalation), its state unchanged.
 
@@ -149,7 +153,9 @@ def relevel(
     read. Writes an ``escalate`` step to the history (from and to the same state) and an
     outbox event ``request.escalate`` per audience in ``messages`` (``resident``,
     ``dispatcher``...: the zh-CN text for each), and restarts the level's clock
-    (``level_since``).
+    (``level_since``). ``follower_news`` (what happened, e.g. ``已转由…优先处理``) also goes
+    to the residents whose orders were merged into this one
+    (:func:`api.services.outbox.record_for_followers`).
 
     Returns
     -------
@@ -182,6 +188,31 @@ def relevel(
         if audience == "resident":
             subject["resident_id"] = req.resident_id
         outbox.record(session, "request.escalate", subject, text, at=now, audience=audience)
+    if follower_news is not None:
+        outbox.record_for_followers(session, "request.escalate", base, req.id, follower_news,
+                                    at=now)
     session.flush()
     session.refresh(req)
     return True
+
+
+def merge_ends(session: Session, reqs: Sequence[ServiceRequest]) -> dict[int, RequestState]:
+    """Return, for each merged order of ``reqs``, the state of the order it was kept in.
+
+    A kept order merged in turn is followed to the order that was finally kept, so a resident
+    whose order was merged follows the one that is served.
+    """
+    out: dict[int, RequestState] = {}
+    for r in reqs:
+        target, seen, state = r.merged_into, {r.id}, None
+        while target is not None and target not in seen:
+            seen.add(target)
+            found = session.execute(select(ServiceRequest.state, ServiceRequest.merged_into)
+                                    .where(ServiceRequest.id == target)).one_or_none()
+            if found is None:
+                break
+            state = RequestState(found.state)
+            target = found.merged_into if state == RequestState.MERGED else None
+        if state is not None:
+            out[r.id] = state
+    return out

@@ -182,3 +182,19 @@ def test_escalation_passes_over_a_closed_township(tmp_path: Path,
         step = s.query(Transition).filter_by(request_id=rid, action="escalate").one()
         assert "超时未接单，自动升级" in step.note  # it was dispatched, not accepted in time
         assert step.from_state == step.to_state == "dispatched"
+
+
+def test_the_system_role_cannot_be_created(tmp_path: Path, district: geo.District,
+                                           cache_dir: Path) -> None:
+    """Nobody makes a user of the server's own role: it never signs in."""
+    from api.services.accounts import create_user
+
+    url = f"sqlite:///{tmp_path / 'system.db'}"
+    prepare_database(url, district)
+    with session_maker(url)() as s, pytest.raises(ValueError, match="unknown role 'system'"):
+        create_user(s, role="system", name="系统")
+    res = CliRunner().invoke(app, ["users", "create", "--role", "system", "--name", "系统",
+                                   "--database-url", url, "--cache", str(cache_dir)])
+    assert res.exit_code != 0
+    with session_maker(url)() as s:
+        assert s.query(User).filter_by(role="system").count() == 0

@@ -92,6 +92,25 @@ def backdate(url: str, request_id: int, minutes: float) -> None:
         s.commit()
 
 
+def team_events(url: str, request_id: int, action: str) -> list[tuple[str, str]]:
+    """The team events of one move of an order: (team_id of the recipient, text)."""
+    with session_maker(url)() as s:
+        rows = s.scalars(select(OutboxEvent).where(
+            OutboxEvent.type == f"request.{action}", OutboxEvent.audience == "team")
+            .order_by(OutboxEvent.id)).all()
+    return [(json.loads(e.subject)["team_id"], e.message_zh) for e in rows
+            if json.loads(e.subject)["request_id"] == request_id]
+
+
+def resident_events(url: str, resident_id: int) -> list[dict[str, Any]]:
+    """Every event worded for one resident, oldest first (subject and text)."""
+    with session_maker(url)() as s:
+        rows = s.scalars(select(OutboxEvent).where(OutboxEvent.audience == "resident")
+                         .order_by(OutboxEvent.id)).all()
+    out = [{**json.loads(e.subject), "type": e.type, "text": e.message_zh} for e in rows]
+    return [e for e in out if e["resident_id"] == resident_id]
+
+
 def positions(district: geo.District) -> dict[str, Any]:
     return {str(r.site_id): r for r in district.positions.itertuples()}
 
@@ -303,9 +322,16 @@ def test_redispatch_to_another_team(client: TestClient, actors: Actors) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "dispatched" and r.json()["team"]["team_id"] == near
     assert r.json()["round"] == 2
-    # The team it was taken from can no longer complete it.
+    # The team it was taken from no longer sees it (404, as GET), and is told not to go.
     problem(client.post(f"/requests/{req['id']}/complete", json={"hours": 1},
-                        headers=holder), 409, "invalid_transition")
+                        headers=holder), 404, "not_found")
+    problem(client.get(f"/requests/{req['id']}", headers=holder), 404, "not_found")
+    lost = team_events(actors.url, req["id"], "redispatch")
+    assert lost[-2:] == [  # the second re-dispatch: the new team, then the one it left
+        (near, f"新派单 #{req['id']}：敬老助老（改派），请尽快接单"),
+        (body["team"]["team_id"], f"服务单 #{req['id']}（敬老助老）已改派给其他队伍，无需前往")]
+    # The first re-dispatch told the first team too.
+    assert lost[1] == (near, f"服务单 #{req['id']}（敬老助老）已改派给其他队伍，无需前往")
     problem(client.post(f"/requests/{req['id']}/redispatch", headers=resident), 403, "forbidden")
     submitted = order(client, resident)
     problem(client.post(f"/requests/{submitted['id']}/redispatch", headers=dispatcher),
@@ -326,9 +352,16 @@ def test_station_allocates_only_in_its_area(
     assert far["area_site_id"] != mine
     own, elsewhere, suo = station(actors, mine), station(actors, other), station(actors, township)
 
-    body = problem(client.post(f"/requests/{req['id']}/dispatch", headers=elsewhere),
-                   403, "forbidden")
-    assert body["area_site_id"] == mine
+    # Outside its area an order is "not found" to every action, as to reading it: the answer
+    # is the one for an id that does not exist, naming no area.
+    missing = problem(client.post("/requests/999999/dispatch", headers=elsewhere),
+                      404, "not_found")
+    for action, payload in (("dispatch", None), ("reject", {"reason": "重复提交"}),
+                            ("merge", {"into": far["id"]}), ("redispatch", None)):
+        body = problem(client.post(f"/requests/{req['id']}/{action}", json=payload,
+                                   headers=elsewhere), 404, "not_found")
+        assert body.keys() == missing.keys() and "area_site_id" not in body
+        assert pos[mine].name not in body["detail"]
     problem(client.get(f"/requests/{req['id']}", headers=elsewhere), 404, "not_found")
     q = client.get("/desk/queue", headers=own).json()
     assert [i["id"] for i in q["items"]] == [req["id"]]
@@ -352,7 +385,7 @@ def test_station_allocates_only_in_its_area(
                  now=as_utc(row(actors.url, late["id"]).created_at) + timedelta(minutes=11))
     assert row(actors.url, late["id"]).area_site_id == township
     problem(client.post(f"/requests/{late['id']}/reject", json={"reason": "重复提交"},
-                        headers=own), 403, "forbidden")
+                        headers=own), 404, "not_found")
     r = client.post(f"/requests/{late['id']}/reject", json={"reason": "重复提交"}, headers=suo)
     assert r.status_code == 200, r.text
     assert dispatcher  # dispatchers keep every order (covered above)
@@ -372,8 +405,11 @@ def test_a_volunteer_who_leads_the_team_acts_for_it(
     client.post(f"/requests/{elsewhere['id']}/dispatch", json={"team_id": other_team},
                 headers=dispatcher)
 
-    problem(client.post(f"/requests/{req['id']}/accept", headers=member), 403, "forbidden")
-    problem(client.post(f"/requests/{elsewhere['id']}/accept", headers=boss), 403, "forbidden")
+    # Not theirs to see: answered as a missing id.
+    missing = problem(client.post("/requests/999999/accept", headers=member), 404, "not_found")
+    for who, rid in ((member, req["id"]), (boss, elsewhere["id"])):
+        body = problem(client.post(f"/requests/{rid}/accept", headers=who), 404, "not_found")
+        assert body.keys() == missing.keys()
     listed = client.get("/requests", headers=boss).json()
     assert [i["id"] for i in listed["items"]] == [req["id"]]
     assert listed["items"][0]["contact"] == "13812341234"  # the leader calls the resident
@@ -388,3 +424,236 @@ def test_a_volunteer_who_leads_the_team_acts_for_it(
                     headers=boss)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "completed"
+
+
+def test_station_never_sees_nor_merges_into_orders_outside_its_area(
+    client: TestClient, actors: Actors, district: geo.District
+) -> None:
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    a = order(client, resident, "elderly", NEAR_A)
+    b = order(client, resident, "elderly", NEAR_B)
+    pos = positions(district)
+    mine = a["area_site_id"]
+    # Put the twin in another 站's area (as where two areas meet): a duplicate pair across it.
+    other = next(s for s, p in pos.items() if p.level == "community" and s != mine)
+    with session_maker(actors.url)() as s:
+        s.execute(update(ServiceRequest).where(ServiceRequest.id == b["id"])
+                  .values(area_site_id=other))
+        s.commit()
+    own = station(actors, mine)
+
+    # The dispatcher sees the pair; the station only its own order, with no duplicate listed.
+    items = {i["id"]: i for i in client.get("/desk/queue", headers=dispatcher).json()["items"]}
+    assert [d["id"] for d in items[a["id"]]["duplicates"]] == [b["id"]]
+    q = client.get("/desk/queue", headers=own).json()
+    assert [(i["id"], i["duplicates"]) for i in q["items"]] == [(a["id"], [])]
+
+    # Merging into it is refused as for an id that does not exist, naming no area.
+    body = problem(client.post(f"/requests/{a['id']}/merge", json={"into": b["id"]},
+                               headers=own), 422, "bad_merge_target")
+    gone = problem(client.post(f"/requests/{a['id']}/merge", json={"into": 999999},
+                               headers=own), 422, "bad_merge_target")
+    assert body["detail"] == gone["detail"].replace("999999", str(b["id"]))
+    assert pos[other].name not in body["detail"] and "area_site_id" not in body
+    assert row(actors.url, a["id"]).state == "submitted"
+    # The dispatcher may merge across areas.
+    r = client.post(f"/requests/{a['id']}/merge", json={"into": b["id"]}, headers=dispatcher)
+    assert r.status_code == 200, r.text
+
+
+def test_the_team_that_loses_an_order_is_told_not_to_go(
+    client: TestClient, actors: Actors
+) -> None:
+    actors.set_demo_teams_active(False)
+    team_id = actors.new_team("elderly", capacity=5)
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    rejected, merged, keep = (order(client, resident, "elderly", at) for at in
+                              (HOME, NEAR_A, NEAR_B))
+    for req in (rejected, merged):
+        r = client.post(f"/requests/{req['id']}/dispatch", json={"team_id": team_id},
+                        headers=dispatcher)
+        assert r.status_code == 200, r.text
+    client.post(f"/requests/{rejected['id']}/reject", json={"reason": "非服务范围"},
+                headers=dispatcher)
+    client.post(f"/requests/{merged['id']}/merge", json={"into": keep["id"]},
+                headers=dispatcher)
+    assert team_events(actors.url, rejected["id"], "reject") == [
+        (team_id, f"服务单 #{rejected['id']}（敬老助老）已驳回，无需前往")]
+    assert team_events(actors.url, merged["id"], "merge") == [
+        (team_id, f"服务单 #{merged['id']}（敬老助老）已合并，无需前往")]
+    # An order no team held tells no team.
+    pooled = order(client, resident)
+    client.post(f"/requests/{pooled['id']}/reject", json={"reason": "非服务范围"},
+                headers=dispatcher)
+    assert team_events(actors.url, pooled["id"], "reject") == []
+
+
+def test_a_merged_resident_follows_the_kept_order(
+    client: TestClient, actors: Actors
+) -> None:
+    actors.set_demo_teams_active(False)
+    team_id = actors.new_team("elderly", capacity=5)
+    team = actors.team(team_id)
+    first, second, third = actors.resident(), actors.resident(), actors.resident()
+    dispatcher = actors.dispatcher()
+    dup = order(client, second, "elderly", NEAR_B)
+    keep = order(client, first, "elderly", NEAR_A)
+    client.post(f"/requests/{dup['id']}/merge", json={"into": keep["id"]}, headers=dispatcher)
+    seen = client.get(f"/requests/{dup['id']}", headers=second).json()
+    assert seen["merged_into"] == keep["id"] and seen["merged_into_state"] == "submitted"
+    assert seen["merged_into_state_zh"] == "已点单（待派单）"
+    # The kept order itself stays the first resident's: the second follows it from their own.
+    problem(client.get(f"/requests/{keep['id']}", headers=second), 404, "not_found")
+
+    # Escalated, dispatched: the second resident hears of it, worded for their own order.
+    escalate_due(session_maker(actors.url), sla={"*": 10.0},
+                 now=as_utc(row(actors.url, keep["id"]).created_at) + timedelta(minutes=11))
+    client.post(f"/requests/{keep['id']}/dispatch", json={"team_id": team_id},
+                headers=dispatcher)
+    # The kept order is merged in turn into a third resident's: both follow that one.
+    last = order(client, third, "elderly", NEAR_A)
+    r = client.post(f"/requests/{keep['id']}/merge", json={"into": last["id"]},
+                    headers=dispatcher)
+    assert r.status_code == 200, r.text
+    client.post(f"/requests/{last['id']}/dispatch", json={"team_id": team_id},
+                headers=dispatcher)
+    client.post(f"/requests/{last['id']}/accept", headers=team)
+    client.post(f"/requests/{last['id']}/complete", json={"hours": 1}, headers=team)
+    seen = client.get(f"/requests/{dup['id']}", headers=second).json()
+    assert seen["state"] == "merged" and seen["merged_into_state"] == "completed"
+    mine = client.get(f"/requests/{keep['id']}", headers=first).json()
+    assert mine["merged_into"] == last["id"] and mine["merged_into_state_zh"] == "已完成（待评价）"
+
+    told = resident_events(actors.url, dup["resident_id"])
+    texts = [(e["type"], e["request_id"], e.get("merged_request_id"), e["text"]) for e in told]
+    kid, did, lid = keep["id"], dup["id"], last["id"]
+    assert texts[0][:2] == ("request.create", did)
+    assert texts[1] == ("request.merge", did, None,
+                        f"您的服务单 #{did} 与服务单 #{kid} 内容相同，已合并处理")
+    assert texts[2][:3] == ("request.escalate", kid, did) and "已转由" in texts[2][3]
+    assert texts[2][3].startswith(f"您的服务单 #{did} 已并入服务单 #{kid}，该单已转由")
+    assert texts[3] == ("request.dispatch", kid, did,
+                        f"您的服务单 #{did} 已并入服务单 #{kid}，该单已派单给测试队"
+                        f"{team_id.split('-')[1]}")
+    assert texts[4] == ("request.merge", kid, did,
+                        f"您的服务单 #{did} 已并入服务单 #{kid}，该单已并入服务单 #{lid}")
+    assert [t[:3] for t in texts[5:]] == [
+        ("request.dispatch", lid, did), ("request.accept", lid, did),
+        ("request.complete", lid, did)]
+    assert texts[-1][3] == f"您的服务单 #{did} 已并入服务单 #{lid}，该单已完成服务"
+    # The first resident follows the third's order too; the third hears of it as their own.
+    assert [e["merged_request_id"] for e in resident_events(actors.url,
+            keep["resident_id"]) if e["request_id"] == lid and e["type"] == "request.complete"
+            ] == [kid]
+    assert [e.get("merged_request_id") for e in resident_events(actors.url, last["resident_id"])
+            if e["type"] == "request.complete"] == [None]
+
+
+def test_open_orders_from_before_the_area_rules_are_placed_at_start(
+    client: TestClient, actors: Actors, district: geo.District
+) -> None:
+    from api.services.dispatch_setup import prepare_dispatch
+
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+    old, done = order(client, resident), order(client, resident, at=NEAR_A)
+    client.post(f"/requests/{done['id']}/cancel", headers=resident)
+    with session_maker(actors.url)() as s:  # as 0007 left the orders made before it
+        s.execute(update(ServiceRequest).values(level=None, area_site_id=None,
+                                                level_since=None))
+        s.commit()
+    assert client.get(f"/requests/{old['id']}", headers=dispatcher).json()["level"] is None
+
+    assert prepare_dispatch(district, session_maker(actors.url)) == 1
+    placed, closed = row(actors.url, old["id"]), row(actors.url, done["id"])
+    assert (placed.level, placed.area_site_id) == ("community", old["area_site_id"])
+    assert as_utc(placed.level_since) == as_utc(placed.created_at)  # it has waited since then
+    assert placed.version == 1  # no move was made: nobody's move is refused for it
+    assert closed.level is None  # closed orders are history: left as they were
+    assert prepare_dispatch(district, session_maker(actors.url)) == 0
+    # Now the station sees it and it escalates when overdue.
+    assert [i["id"] for i in client.get("/desk/queue", headers=station(
+        actors, old["area_site_id"])).json()["items"]] == [old["id"]]
+    moved = escalate_due(session_maker(actors.url), sla={"*": 10.0},
+                         now=as_utc(placed.created_at) + timedelta(minutes=11))
+    assert [m.request_id for m in moved] == [old["id"]]
+
+
+def test_escalations_are_recorded_under_the_system_user(
+    client: TestClient, actors: Actors
+) -> None:
+    from api.services.escalation import system_user
+    from api.storage.models import User
+
+    resident = actors.resident()
+    reqs = [order(client, resident), order(client, resident, at=NEAR_A)]
+    factory = session_maker(actors.url)
+    t0 = as_utc(row(actors.url, reqs[1]["id"]).created_at)
+    escalate_due(factory, sla={"*": 10.0}, now=t0 + timedelta(minutes=11))
+    escalate_due(factory, sla={"*": 10.0}, now=t0 + timedelta(minutes=22))
+    with factory() as s:
+        bots = s.scalars(select(User).where(User.role == "system")).all()
+        assert len(bots) == 1 and bots[0].name == "系统" and not bots[0].active
+        assert bots[0].phone_hash is None
+        assert s.scalars(select(User).where(User.role == "admin")).all() == []
+        # Two creators raced (two workers' first passes): the lowest id is used from then on.
+        s.add(User(name="系统", role="system", active=False, token_hash="f" * 64))
+        s.flush()
+        bot_id = bots[0].id
+        assert system_user(s).id == bot_id
+        s.rollback()
+    for req in reqs:
+        mine = client.get(f"/requests/{req['id']}", headers=resident).json()
+        ups = [h for h in mine["history"] if h["action"] == "escalate"]
+        assert len(ups) == 2 and {h["actor_role"] for h in ups} == {"system"}
+        assert {h["actor_id"] for h in ups} == {bot_id}
+
+
+def test_a_volunteer_orders_reads_cancels_and_reviews_as_a_resident(
+    client: TestClient, actors: Actors
+) -> None:
+    actors.set_demo_teams_active(False)
+    team_id = actors.new_team("elderly", capacity=5)
+    team = actors.team(team_id)
+    boss, other_volunteer = leader(actors, team_id), leader(actors, team_id, lead=False)
+    resident, dispatcher = actors.resident(), actors.dispatcher()
+
+    own = order(client, boss)
+    assert own["state"] == "submitted" and own["contact_masked"]  # as any resident sees it
+    spare = order(client, boss, at=NEAR_A)
+    theirs = order(client, resident)
+    elsewhere = order(client, other_volunteer)
+    client.post(f"/requests/{theirs['id']}/dispatch", json={"team_id": team_id},
+                headers=dispatcher)
+    # Their own orders and those of the team they lead; not another volunteer's.
+    listed = client.get("/requests", headers=boss).json()
+    assert sorted(i["id"] for i in listed["items"]) == sorted(
+        [own["id"], spare["id"], theirs["id"]])
+    problem(client.get(f"/requests/{elsewhere['id']}", headers=boss), 404, "not_found")
+    problem(client.post(f"/requests/{elsewhere['id']}/cancel", headers=boss), 404, "not_found")
+    # A leader takes no order from the pool, their own neither: that is the team account's.
+    body = problem(client.post(f"/requests/{own['id']}/accept", headers=boss), 403,
+                   "forbidden")
+    assert "队伍账号抢单" in body["detail"]
+    # They cancel their own order, not the resident's their team serves.
+    body = problem(client.post(f"/requests/{theirs['id']}/cancel", headers=boss), 403,
+                   "forbidden")
+    assert "本人" in body["detail"]
+    r = client.post(f"/requests/{spare['id']}/cancel", headers=boss)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    assert r.json()["history"][-1]["actor_role"] == "volunteer"
+
+    # Served by their own team's account, then reviewed by them as the resident.
+    client.post(f"/requests/{own['id']}/dispatch", json={"team_id": team_id},
+                headers=dispatcher)
+    client.post(f"/requests/{own['id']}/accept", headers=team)
+    client.post(f"/requests/{own['id']}/complete", json={"hours": 1}, headers=team)
+    r = client.post(f"/requests/{own['id']}/review", json={"stars": 5, "comment": "很好"},
+                    headers=boss)
+    assert r.status_code == 200 and r.json()["state"] == "reviewed", r.text
+    # The resident's order, completed by the team, is the resident's to review, not the leader's.
+    client.post(f"/requests/{theirs['id']}/accept", headers=boss)
+    client.post(f"/requests/{theirs['id']}/complete", json={"hours": 1}, headers=boss)
+    body = problem(client.post(f"/requests/{theirs['id']}/review", json={"stars": 1},
+                               headers=boss), 403, "forbidden")
+    r = client.post(f"/requests/{theirs['id']}/review", json={"stars": 4}, headers=resident)
+    assert r.status_code == 200, r.text

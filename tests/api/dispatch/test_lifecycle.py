@@ -116,8 +116,8 @@ def test_decline_returns_to_pool_and_auto_dispatch_skips_that_team(
     second = r.json()["team"]["team_id"]
     assert second != first
     assert second == next(t["team_id"] for t in ranking["teams"] if t["team_id"] != first)
-    # Dispatched elsewhere, it is not the declining team's to accept either.
-    problem(client.post(f"/requests/{rid}/accept", headers=team), 403, "forbidden")
+    # Dispatched elsewhere, it is not the declining team's to see, nor to accept.
+    problem(client.post(f"/requests/{rid}/accept", headers=team), 404, "not_found")
     r = client.post(f"/requests/{rid}/cancel", headers=dispatcher)
     assert r.json()["state"] == "cancelled"
     history = [h["action"] for h in r.json()["history"]]
@@ -167,12 +167,15 @@ def test_roles_and_ownership(client: TestClient, actors: Actors, district: geo.D
     problem(client.post(f"/requests/{rid}/dispatch", headers=team), 403, "forbidden")
     problem(client.post(f"/requests/{rid}/review", json={"stars": 4}, headers=dispatcher),
             403, "forbidden")
-    # Another team may not accept a request dispatched to someone else.
+    # Another team may not accept a request dispatched to someone else: it does not see it,
+    # and is answered as for an id that does not exist.
     r = client.post(f"/requests/{rid}/dispatch", json={"team_id": team_id}, headers=dispatcher)
     assert r.status_code == 200, r.text
-    other = district.teams[(district.teams.team_id != team_id)]["team_id"].iloc[0]
-    problem(client.post(f"/requests/{rid}/accept", headers=actors.team(str(other))),
-            403, "forbidden")
+    other_id = district.teams[(district.teams.team_id != team_id)]["team_id"].iloc[0]
+    other = actors.team(str(other_id))
+    hidden = problem(client.post(f"/requests/{rid}/accept", headers=other), 404, "not_found")
+    missing = problem(client.post("/requests/999999/accept", headers=other), 404, "not_found")
+    assert hidden.keys() == missing.keys() and hidden["title"] == missing["title"]
     problem(client.post(f"/requests/{rid}/complete", json={"hours": 1}, headers=team),
             409, "invalid_transition")
 
