@@ -36,8 +36,10 @@ assets:
 	fi
 
 ## Serve the bundled district (built and cached on first use) at http://$(HOST):$(PORT)/
+## (no SMS gateway locally: sign-in codes are written to the log, unless the environment says no)
 run: install assets
-	$(BIN)/practice-circle serve --district $(DISTRICT) --host $(HOST) --port $(PORT)
+	PRACTICE_CIRCLE_SIGNIN_LOG_CODES=$${PRACTICE_CIRCLE_SIGNIN_LOG_CODES:-true} \
+	  $(BIN)/practice-circle serve --district $(DISTRICT) --host $(HOST) --port $(PORT)
 
 ## Install everything the tests need (apt packages included) and run them all
 test: install-test assets

@@ -729,8 +729,8 @@ app.add_typer(users_app, name="users")
 @users_app.command("create")
 def users_create(
     role: Annotated[str, typer.Option(
-        help=f"One of {', '.join(r for r in Role if r != Role.VOLUNTEER)} (volunteers register "
-             "through POST /volunteers)")],
+        help=f"One of {', '.join(r for r in Role if r not in (Role.VOLUNTEER, Role.SYSTEM))} "
+             "(volunteers register through POST /volunteers)")],
     name: Annotated[str, typer.Option(help="Display name")],
     team: Annotated[str | None, typer.Option(help="Team id, for role team only")] = None,
     phone: Annotated[str | None, typer.Option(
@@ -797,7 +797,7 @@ def users_revoke(
     cache: CacheOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Revoke a user's bearer token at once (users rotate gives the user a new one)."""
+    """Revoke a user's token at once and bar sign-in by code (users rotate lifts both)."""
     info, changed = _token_change("revoke", user_id, name, district, cache, database_url)
     state = "revoked" if changed else "was already revoked:"
     typer.echo(f"{state} the token of user {info['id']} {info['name']} ({info['role']})")

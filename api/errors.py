@@ -35,7 +35,16 @@ from api.services.dispatch_errors import (
 from api.services.evidence import PhotoTooLargeError, TooManyPhotosError, UnsupportedPhotoError
 from api.services.ledger import EntryDecidedError
 from api.services.registry import PreconditionFailedError, RegistryEntryError
-from api.services.signin import BadSignInCodeError, CodeTooSoonError, InvalidPhoneError
+from api.services.signin import (
+    AccountRevokedError,
+    BadSignInCodeError,
+    CodeQuotaError,
+    CodeTooSoonError,
+    InvalidPhoneError,
+    NotStaffError,
+    SignInLockedError,
+    SmsUnavailableError,
+)
 from api.services.sites import InvalidLevelError
 from api.services.store import (
     CodeUsedError,
@@ -43,7 +52,11 @@ from api.services.store import (
     InvalidRewardError,
     OutOfStockError,
 )
-from api.services.volunteers import AlreadyRegisteredError, InvalidVolunteerError
+from api.services.volunteers import (
+    AlreadyRegisteredError,
+    InvalidVolunteerError,
+    PhoneRegisteredError,
+)
 from api.storage.health import storage_state
 from api.workload import BusyError, ClientGoneError, OverBudgetError
 from geo import OSMDataError, OutOfAreaError, UnknownCategoryError, UnknownDistrictError
@@ -107,6 +120,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     # Volunteers and activities (api/services/volunteers.py, activities.py).
     InvalidVolunteerError: (422, "invalid_volunteer", "志愿者信息有误"),
     AlreadyRegisteredError: (409, "already_registered", "该手机号已注册"),
+    PhoneRegisteredError: (409, "phone_registered", "该手机号已注册，请登录后再申请成为志愿者"),
     InvalidActivityError: (422, "invalid_activity", "活动信息有误"),
     ActivityClosedError: (409, "activity_closed", "活动已结束或已取消"),
     BadCodeError: (422, "bad_code", "签到码无效"),
@@ -127,6 +141,11 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     InvalidPhoneError: (422, "invalid_phone", "手机号码有误"),
     CodeTooSoonError: (429, "code_too_soon", "验证码发送过于频繁"),
     BadSignInCodeError: (401, "bad_code", "验证码错误或已失效"),
+    CodeQuotaError: (429, "code_quota", "今日验证码次数已用完"),
+    SignInLockedError: (429, "signin_locked", "验证码错误次数过多，已暂停登录"),
+    SmsUnavailableError: (503, "sms_unavailable", "短信服务未配置"),
+    NotStaffError: (403, "not_staff", "该账号不能使用派单工作台"),
+    AccountRevokedError: (403, "account_revoked", "账户已被停用"),
     # Bounded work (api/workload.py): answered at once, with Retry-After.
     BusyError: (503, "busy", "服务繁忙，请稍后再试"),
     OverBudgetError: (503, "over_budget", "计算超时，请稍后再试"),

@@ -6,8 +6,10 @@ One pure ASGI middleware, :class:`PublicGuard`, outermost of the app's own:
   (GET/HEAD/OPTIONS) per client address, writes (POST/PUT/PATCH/DELETE) per bearer token and
   per client address. An IPv6 client counts by its /64, the block one subscriber gets. Beyond a
   limit: ``429`` problem+json ``rate_limited`` with ``Retry-After``, answered before any route,
-  database or body work. ``/health*`` is not counted (load balancers probe it). Counters are per
-  process: with ``uvicorn --workers N`` each worker counts on its own (N times the limit).
+  database or body work. ``POST /auth/codes`` (each may send an SMS) also counts against
+  ``rate_limit_signin`` per address. ``/health*`` is not counted (load balancers probe it).
+  Counters are per process: with ``uvicorn --workers N`` each worker counts on its own (N
+  times the limit).
   Behind a reverse proxy the client address is what uvicorn makes of ``X-Forwarded-For``
   (``--forwarded-allow-ips``, by default trusted from 127.0.0.1 only).
 * **Body cap**: Starlette's ``RequestBodyLimitMiddleware`` refuses a body over
@@ -57,6 +59,8 @@ from maps.page import ONLINE_TILES
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Paths never rate limited (liveness and readiness probes).
 UNCOUNTED_PREFIXES = ("/health",)
+#: Paths with a tighter per-address limit of their own (each call may send an SMS).
+SIGNIN_CODE_PATHS = frozenset({"/auth/codes"})
 _TILE_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(ONLINE_TILES))
 
 
@@ -176,6 +180,7 @@ class PublicGuard:
         self.reads = parse_many(settings.rate_limit_reads)
         self.writes = parse_many(settings.rate_limit_writes)
         self.writes_per_address = parse_many(settings.rate_limit_writes_per_address)
+        self.signin = parse_many(settings.rate_limit_signin)
         self._policies: OrderedDict[bytes, str] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -204,6 +209,8 @@ class PublicGuard:
             token = _bearer_key(Headers(scope=scope))
             if token is not None:
                 checks.insert(0, ("writes", "token", token, self.writes))
+            if path.rstrip("/") in SIGNIN_CODE_PATHS:
+                checks.append(("codes", "address", address, self.signin))
         for kind, per, who, items in checks:
             for item in items:
                 if not self._hit(item, kind, per, who):
@@ -220,7 +227,7 @@ class PublicGuard:
         stats = self.limiter.get_window_stats(item, kind, per, who)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
         whose = "同一令牌" if per == "token" else "同一地址"
-        what = "写" if kind == "writes" else "读"
+        what = {"writes": "写", "reads": "读", "codes": "获取验证码"}[kind]
         detail = (f"{whose}每{_zh_window(item)}最多 {item.amount} 次{what}请求，"
                   f"请 {retry} 秒后再试")
         response = problem(429, "rate_limited", "请求过于频繁", detail, Request(scope),

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     rate_limit_writes: str = "60/minute"
     #: POST/PUT/PATCH/DELETE from one client address, whatever the token (or none).
     rate_limit_writes_per_address: str = "600/minute"
+    #: POST /auth/codes from one client address (each may send an SMS), on top of the above.
+    rate_limit_signin: str = "5/10 minutes"
     #: Largest request body in bytes (413 payload_too_large beyond it; 0: no body allowed).
     max_body_bytes: int = 1_048_576
     #: Days a bearer token works after it was issued (`users rotate` issues a new one).
@@ -92,6 +94,14 @@ class Settings(BaseSettings):
     signin_resend_s: float = Field(default=60.0, ge=0, le=3600)
     #: Wrong codes allowed per code before it stops working.
     signin_max_tries: int = Field(default=5, ge=1, le=20)
+    #: Wrong codes allowed per phone in any 24 hours, whatever the codes; then the number is
+    #: locked (429 signin_locked) until the oldest of them is 24 hours old.
+    signin_max_wrong_per_day: int = Field(default=10, ge=1, le=1000)
+    #: Codes sent per phone in any 24 hours (429 code_quota beyond).
+    signin_codes_per_day: int = Field(default=10, ge=1, le=1000)
+    #: Without a webhook, write codes to the server log (local use only; ``make run`` sets it).
+    #: Off and no webhook: POST /auth/codes answers 503 sms_unavailable.
+    signin_log_codes: bool = False
     # The dispatcher's workbench (api/services/desk_queue.py, escalation.py, duplicates.py).
     #: Minutes an order may wait (submitted or dispatched) at one level before it is escalated
     #: to the level above, per category code; ``"*"`` for the rest. JSON in the environment
@@ -133,7 +143,8 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return {"*": 120.0, **value}
 
-    @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_writes_per_address")
+    @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_writes_per_address",
+                     "rate_limit_signin")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         parse_many(value)  # ValueError on anything that is not a limit

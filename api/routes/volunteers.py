@@ -7,13 +7,24 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from api.deps import DistrictDep, ReaderDep, ReadSessionDep, SessionDep, WriterDep
+from api.deps import (
+    DistrictDep,
+    MaybeReaderDep,
+    ReaderDep,
+    ReadSessionDep,
+    SessionDep,
+    WriterDep,
+)
 from api.domain import HoursKind
 from api.errors import ApiError
 from api.schemas.volunteers import (
     HoursEntryPublic,
     HoursProposal,
     MemberCreate,
+    MyRedemption,
+    MyRedemptionList,
+    MySignup,
+    MySignupList,
     Ranking,
     ServiceRecord,
     VolunteerCreate,
@@ -21,7 +32,7 @@ from api.schemas.volunteers import (
     VolunteerPublic,
     VolunteerRegistered,
 )
-from api.services import activities, ledger, volunteers
+from api.services import activities, ledger, store, volunteers
 from api.services.certificate import certificate_html
 from api.services.dispatch_errors import NotFoundError
 
@@ -33,11 +44,17 @@ _PRIVATE = {"Cache-Control": "no-store", "Vary": "Authorization"}
 
 
 @router.post("/volunteers", status_code=201, response_model=VolunteerRegistered)
-def register(body: VolunteerCreate, district: DistrictDep, session: SessionDep) -> JSONResponse:
-    """Register as a volunteer (实名注册); 201 with the API token, shown once."""
+def register(body: VolunteerCreate, district: DistrictDep, session: SessionDep,
+             caller: MaybeReaderDep) -> JSONResponse:
+    """Register as a volunteer (实名注册); 201 with the API token, shown once.
+
+    A resident signed in by code with this phone (its bearer token sent) becomes the
+    volunteer itself; the answer's token replaces theirs. A phone that signs in to another
+    account: 409 ``phone_registered`` (sign in with it first).
+    """
     volunteer, token = volunteers.register(
         session, district, name=body.name, phone=body.phone, id_card=body.id_card,
-        categories=body.categories)
+        categories=body.categories, caller_id=caller.id if caller is not None else None)
     session.commit()
     me = volunteers.volunteer_public(session, volunteer, None)
     answer = VolunteerRegistered(volunteer=VolunteerPublic(**me), token=token)
@@ -58,6 +75,23 @@ def my_record(session: ReadSessionDep, user: ReaderDep) -> JSONResponse:
     """Show the caller's hours, star level, points balance and ledger lines."""
     record = ledger.service_record(session, volunteers.volunteer_of(session, user))
     return JSONResponse(ServiceRecord(**record).model_dump(mode="json"), headers=_PRIVATE)
+
+
+@router.get("/volunteers/me/signups", response_model=MySignupList)
+def my_signups(district: DistrictDep, session: ReadSessionDep, user: ReaderDep) -> JSONResponse:
+    """List the caller's sign-ups: activity, place, state, waitlist place, checked in and out."""
+    items = activities.my_signups(session, district, user)
+    body = MySignupList(items=[MySignup(**i) for i in items])
+    return JSONResponse(body.model_dump(mode="json"), headers=_PRIVATE)
+
+
+@router.get("/volunteers/me/redemptions", response_model=MyRedemptionList)
+def my_redemptions(district: DistrictDep, session: ReadSessionDep,
+                   user: ReaderDep) -> JSONResponse:
+    """List the caller's redemptions in the points store, newest first, with pick-up codes."""
+    items = store.my_redemptions(session, district, user)
+    body = MyRedemptionList(items=[MyRedemption(**i) for i in items])
+    return JSONResponse(body.model_dump(mode="json"), headers=_PRIVATE)
 
 
 @router.get("/volunteers/me/certificate", response_class=HTMLResponse,

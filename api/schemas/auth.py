@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.dispatch import UserPublic
 
@@ -25,9 +27,16 @@ class CodeSent(BaseModel):
 class SessionCreate(BaseModel):
     """Sign in with the phone and the code sent to it."""
 
+    model_config = ConfigDict(populate_by_name=True)
+
     phone: str = Field(min_length=3, max_length=40, examples=["13812341234"])
     code: str = Field(pattern=r"^\s*[0-9]{6}\s*$", description="The 6-digit code",
                       examples=["123456"])
+    for_: Literal["phone", "desk"] = Field(
+        default="phone", alias="for",
+        description="Where the session is used: ``desk`` signs in only an existing dispatcher, "
+                    "station or admin account (else 403 not_staff, and no token changes); "
+                    "``phone`` (default) also makes a new resident for an unknown number")
 
 
 class SessionCreated(BaseModel):

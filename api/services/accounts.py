@@ -1,8 +1,10 @@
 """Create users and check their bearer tokens (kept only as SHA-256 hashes).
 
 A token works for ``token_ttl_days`` (a setting) after it was issued, until it is revoked
-(``practice-circle users revoke``) or replaced (``practice-circle users rotate``, or signing in
-with a one-time code, api/services/signin.py).
+(``practice-circle users revoke``, which also keeps the user from signing in by code until
+``users rotate``), replaced (``practice-circle users rotate``, or signing in with a one-time
+code, api/services/signin.py: one token per user, so signing in on another device signs the
+old one out) or ended by signing out (``DELETE /auth/sessions``).
 
 A user may have a mainland mobile number to sign in with. It is kept only as a keyed hash
 (HMAC-SHA256 under the signing key, ``PRACTICE_CIRCLE_SIGNING_KEY`` or ``<cache>/signing.key``)
@@ -127,8 +129,8 @@ def create_user(
     NotFoundError
         If the team or the site does not exist.
     """
-    if role not in tuple(Role):
-        msg = f"unknown role {role!r}; roles: {', '.join(Role)}"
+    if role not in tuple(Role) or role == Role.SYSTEM:  # system: the server's own, no sign-in
+        msg = f"unknown role {role!r}; roles: {', '.join(r for r in Role if r != Role.SYSTEM)}"
         raise ValueError(msg)
     if not name.strip():
         msg = "a user needs a name"
@@ -265,6 +267,14 @@ def rotate_token(user: User) -> str:
     user.token_issued_at = utcnow()
     user.token_revoked_at = None
     return token
+
+
+def end_session(user: User) -> None:
+    """Sign a user out: the token is replaced by one nobody holds, so it stops working at once.
+
+    Unlike :func:`revoke_token` this is no lock-out: the user may sign in again by code.
+    """
+    user.token_hash = hash_token(new_token())
 
 
 def user_info(user: User) -> dict[str, Any]:

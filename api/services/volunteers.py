@@ -22,7 +22,7 @@ from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
 from api.domain import Role
-from api.services.accounts import create_user
+from api.services.accounts import create_user, hash_phone, rotate_token
 from api.services.dispatch_errors import DispatchError, ForbiddenError, NotFoundError
 from api.services.keys import secret_key
 from api.services.leaders import led_teams
@@ -39,6 +39,10 @@ class InvalidVolunteerError(DispatchError):
 
 class AlreadyRegisteredError(DispatchError):
     """A phone number already registered in the district."""
+
+
+class PhoneRegisteredError(AlreadyRegisteredError):
+    """The phone number signs in to an account that is not the caller's."""
 
 
 # --------------------------------------------------------------------------- phone and ID card
@@ -163,8 +167,14 @@ def volunteer_public(session: Session, volunteer: Volunteer, viewer: User | None
 
 
 def register(session: Session, district: District, *, name: str, phone: str,
-             id_card: str | None, categories: list[str]) -> tuple[Volunteer, str]:
+             id_card: str | None, categories: list[str],
+             caller_id: int | None = None) -> tuple[Volunteer, str]:
     """Register a volunteer: a user with role ``volunteer`` and its profile; return the token.
+
+    A number that already signs in to an account (``users.phone_hash``: a resident who signed
+    in by code, or a staff account made with ``--phone``) may be registered only by that
+    account's own resident (``caller_id``): it becomes the volunteer in place (same user, its
+    orders stay its own, a new token replaces its old one). Otherwise a new user is made.
 
     Raises
     ------
@@ -173,7 +183,9 @@ def register(session: Session, district: District, *, name: str, phone: str,
     UnknownCategoryError
         If a category code is unknown.
     AlreadyRegisteredError
-        If the phone number is registered in the district already.
+        If the phone number is registered in the district already;
+        :class:`PhoneRegisteredError` if it signs in to an account that is not the caller's
+        resident account.
     """
     number = mobile_number(phone)
     card = id_card_number(id_card) if id_card else None
@@ -183,7 +195,16 @@ def register(session: Session, district: District, *, name: str, phone: str,
     if taken is not None:
         msg = "该手机号已注册为志愿者"
         raise AlreadyRegisteredError(msg)
-    user, token = create_user(session, role=Role.VOLUNTEER, name=name)
+    owner = session.scalar(select(User).where(User.phone_hash == hash_phone(number)))
+    if owner is None:
+        user, token = create_user(session, role=Role.VOLUNTEER, name=name)
+    elif owner.id == caller_id and owner.role == Role.RESIDENT:
+        user, token = owner, rotate_token(owner)
+        user.role, user.name = Role.VOLUNTEER, name.strip()
+    else:
+        msg = ("该手机号已注册，请用该手机号登录后再申请成为志愿者" if owner.role == Role.RESIDENT
+               else "该手机号已用于其他账号，不能注册为志愿者")
+        raise PhoneRegisteredError(msg)
     volunteer = Volunteer(
         user_id=user.id, district=district.name, name=name.strip(), phone=number,
         id_card_cipher=id_card_cipher().encrypt(card.encode()).decode() if card else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from tests.api.dispatch.conftest import (  # noqa: F401
     postgis_url,
 )
 from tests.api.dispatch.helpers import Actors
-from tests.api.helpers import new_phone, problem
+from tests.api.helpers import new_phone, new_volunteer, problem
 
 #: The worked example of GB 11643-1999 (appendix): its check character is X.
 GB_EXAMPLE_ID = "11010519491231002X"
@@ -146,3 +147,63 @@ def test_only_admins_and_the_teams_leader_see_the_whole_phone(
                              "leader": False}]
     problem(client.get(f"/volunteers/{member}", headers=tokens[2]), 404, "not_found")
     problem(client.get("/volunteers/me", headers=actors.resident()), 403, "forbidden")
+
+
+def test_my_signups_list_state_waitlist_place_and_attendance(
+    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+) -> None:
+    admin = actors.user("admin")
+    positions = district.positions.iloc[:2]
+    (here, there) = (str(s) for s in positions["site_id"])
+    names = dict(zip(positions["site_id"].astype(str), positions["name"], strict=True))
+    now = datetime.now(UTC)
+
+    def publish(title: str, site_id: str, starts_in: timedelta, capacity: int = 5) -> int:
+        start = now + starts_in
+        r = client.post("/activities", headers=admin, json={
+            "title": title, "category": "health", "site_id": site_id, "capacity": capacity,
+            "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    running = publish("社区义诊", here, -timedelta(minutes=10))
+    full = publish("敬老探访", there, timedelta(days=1), capacity=1)
+    dropped = publish("读书会", there, timedelta(days=2))
+    _, me = new_volunteer(client, "报名者")
+    _, first = new_volunteer(client, "先到者")
+    assert client.post(f"/activities/{full}/signups", headers=first).json()["state"] == \
+        "confirmed"
+    for aid in (running, full, dropped):
+        assert client.post(f"/activities/{aid}/signups", headers=me).status_code == 201
+    assert client.delete(f"/activities/{dropped}/signups", headers=me).status_code == 200
+    code = client.get(f"/activities/{running}/checkin-code", headers=admin).json()["code"]
+    spot = positions.geometry.iloc[0]
+    where = {"code": code, "lon": spot.x, "lat": spot.y}
+    assert client.post(f"/activities/{running}/checkins", headers=me, json=where).status_code \
+        == 201
+    assert client.post(f"/activities/{running}/checkouts", headers=me, json=where).status_code \
+        == 200
+
+    r = client.get("/volunteers/me/signups", headers=me)
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    items = r.json()["items"]
+    assert [i["activity_id"] for i in items] == [dropped, full, running]  # latest first
+    late, waiting, done = items
+    assert late["state"] == "cancelled" and late["state_name"] == "已取消"
+    assert late["waitlist_place"] is None and late["checked_in"] is False
+    assert waiting["state"] == "waitlisted" and waiting["waitlist_place"] == 1
+    assert waiting["title"] == "敬老探访" and waiting["site_name"] == names[there]
+    assert waiting["checked_in"] is False and waiting["checkin_at"] is None
+    assert done["state"] == "confirmed" and done["state_name"] == "已报名"
+    assert done["site_id"] == here and done["category_name"]
+    assert done["checked_in"] is True and done["checked_out"] is True
+    assert done["checkin_at"] <= done["checkout_at"]
+    assert datetime.fromisoformat(done["starts_at"]) == \
+        datetime.fromisoformat(client.get(f"/activities/{running}").json()["starts_at"])
+    assert done["activity_cancelled"] is False
+
+    theirs = client.get("/volunteers/me/signups", headers=first).json()["items"]
+    assert [(i["activity_id"], i["state"]) for i in theirs] == [(full, "confirmed")]
+    problem(client.get("/volunteers/me/signups", headers=actors.resident()), 403, "forbidden")
+    problem(client.get("/volunteers/me/signups"), 401, "unauthorized")

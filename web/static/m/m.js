@@ -511,7 +511,12 @@
   function boot() {
     setLarge(stored(LARGE_KEY) === "1");
     PC.$("elder-toggle").addEventListener("click", function () { setLarge(!PC.isLarge()); });
-    PC.$("logout").addEventListener("click", function () { PC.signOut("已退出登录"); });
+    PC.$("logout").addEventListener("click", function () {
+      // End the session on the server too (a shared phone), then forget it here either way.
+      var done = function () { PC.signOut("已退出登录"); };
+      if (!PC.state.token) { done(); return; }
+      PC.api("DELETE", "auth/sessions", null, { quiet401: true }).then(done, done);
+    });
     pendingLink = deepLink();
     if (pendingLink) {
       // Back to the page's own URL: a reload must not check in again.
