@@ -5,12 +5,15 @@
  * GET /desk/queue grouped by state, each with its age and SLA countdown (overdue highlighted),
  * possible duplicates with a merge button, and the actions: 派单 (the nearest capable team
  * suggested from GET /teams/nearest), 改派, 驳回 with a reason, and the order's history.
+ * The DOM builder, token storage, URLs and API client are window.PCWeb's (../common.js).
  * Text is only ever set with textContent; no inline script or handler (strict CSP).
  */
 (function (global) {
   "use strict";
 
-  var TOKEN_KEY = "pc-token";  // shared with the phone pages (/m/)
+  var W = global.PCWeb;  // ../common.js, loaded first; its token is shared with /m/
+  var el = W.el;
+  var clear = W.clear;
   var DESK_ROLES = { dispatcher: true, admin: true, station: true };
   var STATES = [
     ["submitted", "待派单"],
@@ -37,76 +40,9 @@
 
   function $(id) { return document.getElementById(id); }
 
-  function el(tag, attrs, kids) {
-    var n = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      var v = attrs[k];
-      if (v === null || v === undefined || v === false) { return; }
-      if (k === "text") { n.textContent = String(v); }
-      else if (k === "class") { n.className = v; }
-      else if (k.slice(0, 2) === "on" && typeof v === "function") {
-        n.addEventListener(k.slice(2), v);
-      } else if (v === true) { n.setAttribute(k, ""); }
-      else { n.setAttribute(k, String(v)); }
-    });
-    (kids || []).forEach(function (c) {
-      if (c === null || c === undefined || c === false) { return; }
-      n.appendChild(typeof c === "string" || typeof c === "number"
-        ? document.createTextNode(String(c)) : c);
-    });
-    return n;
-  }
-
-  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
-
-  function store(value) {
-    try {
-      if (value) { global.localStorage.setItem(TOKEN_KEY, value); }
-      else { global.localStorage.removeItem(TOKEN_KEY); }
-    } catch (e) { /* private mode: this page only */ }
-  }
-
-  function stored() {
-    try { return global.localStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
-  }
-
-  /** The district named in the page URL (?district=...), passed on to every API call. */
-  var DISTRICT = new URLSearchParams(global.location.search).get("district");
-
-  function url(path, params) {
-    var q = new URLSearchParams();
-    if (DISTRICT) { q.set("district", DISTRICT); }
-    Object.keys(params || {}).forEach(function (k) {
-      if (params[k] !== null && params[k] !== undefined && params[k] !== "") {
-        q.set(k, params[k]);
-      }
-    });
-    var s = q.toString();
-    return "../" + path + (s ? "?" + s : "");
-  }
-
-  /** Call the API; resolve with the JSON body, reject with an Error carrying the problem. */
+  /** PCWeb.api with the token being tried: the JSON body, or an Error with the problem. */
   function api(method, path, body, params) {
-    var headers = { "Accept": "application/json" };
-    if (S.token) { headers.Authorization = "Bearer " + S.token; }
-    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
-    return global.fetch(url(path, params), {
-      method: method, headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (r) {
-      return r.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-        if (!r.ok) {
-          var err = new Error(data && (data.detail || data.title) ? (data.title || "出错了") +
-            (data.detail ? "：" + data.detail : "") : "请求失败（HTTP " + r.status + "）");
-          err.status = r.status;
-          err.problem = data;
-          throw err;
-        }
-        return data;
-      });
-    });
+    return W.api(method, path, body, { token: S.token, params: params });
   }
 
   var statusTimer = null;
@@ -215,7 +151,7 @@
           "」账号不能使用派单工作台，请用调度员、管理员或所站账号登录");
         return;
       }
-      store(token);
+      W.token.set(token);
       S.user = me;
       $("signin-token").value = "";
       $("signin-code").value = "";
@@ -227,7 +163,7 @@
       load();
     }, function (e) {
       S.token = null;
-      store(null);
+      W.token.set(null);
       showSignin(e.status === 401 ? "登录已失效，请重新登录" : e.message);
     });
   }
@@ -239,7 +175,7 @@
   }
 
   function signOut() {
-    store(null);
+    W.token.set(null);
     S.token = null;
     S.user = null;
     S.queue = null;
@@ -577,7 +513,7 @@
     $("reject-cancel").addEventListener("click", function () { $("reject-dialog").close(); });
     global.setInterval(function () { if (S.queue) { tick(); } }, 1000);
     global.setInterval(function () { if (S.token && !document.hidden) { load(); } }, REFRESH_MS);
-    var token = stored();
+    var token = W.token.get();
     if (token) { useToken(token); } else { showSignin(""); }
   }
 

@@ -2,8 +2,8 @@
  * 15分钟文明实践服务圈 · phone pages (/m/): the core.
  *
  * One page, routed by the URL fragment (#/home, #/orders/12, ...). This file holds what every
- * view uses: the API client (relative URLs, bearer token from localStorage, problem+json
- * errors in zh-CN), a DOM builder that only ever sets text (never HTML), the router, the tab
+ * view uses: the API client (window.PCWeb's from ../common.js, with the signed-in token and
+ * sign-out on 401), the DOM builder (PCWeb's: text only, never HTML), the router, the tab
  * bar, sign-in by phone and one-time code, and the 长辈版 switch. The views live in
  * m-map.js, m-resident.js, m-volunteer.js and m-leader.js and register themselves on
  * window.PCM. No inline script or handler anywhere: the page runs under a strict CSP.
@@ -11,8 +11,8 @@
 (function (global) {
   "use strict";
 
+  var W = global.PCWeb;  // ../common.js, loaded first
   var PC = global.PCM = global.PCM || {};
-  var TOKEN_KEY = "pc-token";
   var LARGE_KEY = "pc-large";  // shared with the practice map (/map)
 
   PC.views = {};
@@ -20,63 +20,11 @@
   PC.state = { token: null, user: null, loc: null, ready: false, view: null };
   var cleanups = [];
 
-  // ------------------------------------------------------------------ storage
-
-  function store(key, value) {
-    try {
-      if (value === null || value === undefined) { global.localStorage.removeItem(key); }
-      else { global.localStorage.setItem(key, value); }
-    } catch (e) { /* private mode: kept for this page only */ }
-  }
-
-  function stored(key) {
-    try { return global.localStorage.getItem(key); } catch (e) { return null; }
-  }
-
-  PC.store = store;
-  PC.stored = stored;
-
-  /** A JSON list kept per user in localStorage (sign-ups, pick-up codes). */
-  PC.userList = function (name) {
-    var key = "pc-" + name + "-" + (PC.state.user ? PC.state.user.id : "0");
-    return {
-      get: function () {
-        try { return JSON.parse(stored(key) || "[]"); } catch (e) { return []; }
-      },
-      set: function (list) { store(key, JSON.stringify(list)); }
-    };
-  };
+  var store = W.store;
+  var stored = W.stored;
+  var el = W.el;
 
   // ------------------------------------------------------------------ DOM
-
-  /**
-   * Build an element. attrs: text (textContent), class, dataset, on<event> (functions),
-   * anything else as an attribute (true: present, false/null: absent). Children: nodes or
-   * strings (as text).
-   */
-  function el(tag, attrs, kids) {
-    var n = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (k) {
-        var v = attrs[k];
-        if (v === null || v === undefined || v === false) { return; }
-        if (k === "text") { n.textContent = String(v); }
-        else if (k === "class") { n.className = v; }
-        else if (k === "dataset") {
-          Object.keys(v).forEach(function (d) { n.dataset[d] = String(v[d]); });
-        } else if (k.slice(0, 2) === "on" && typeof v === "function") {
-          n.addEventListener(k.slice(2), v);
-        } else if (v === true) { n.setAttribute(k, ""); }
-        else { n.setAttribute(k, String(v)); }
-      });
-    }
-    (kids || []).forEach(function (c) {
-      if (c === null || c === undefined || c === false) { return; }
-      n.appendChild(typeof c === "string" || typeof c === "number"
-        ? document.createTextNode(String(c)) : c);
-    });
-    return n;
-  }
 
   PC.el = el;
   PC.$ = function (id) { return document.getElementById(id); };
@@ -158,59 +106,28 @@
 
   // ------------------------------------------------------------------ API
 
-  function problemText(data, status) {
-    if (data && typeof data === "object") {
-      var title = data.title || "";
-      var detail = typeof data.detail === "string" ? data.detail : "";
-      if (title && detail && detail !== title) { return title + "：" + detail; }
-      if (title || detail) { return title || detail; }
-    }
-    if (status === 0) { return "网络连接失败，请稍后重试"; }
-    return "请求失败（" + status + "）";
-  }
-
   /**
    * Call the API: api("GET", "requests?limit=20"), api("POST", "requests", body, {idem: key}),
-   * api("POST", "requests/1/photos", null, {form: formData}). Paths are relative to the site
-   * root (the page is at /m/, so "../" + path). Resolves to the JSON body; rejects with an
-   * Error carrying status, code and the problem.
+   * api("POST", "requests/1/photos", null, {form: formData}): PCWeb.api with the signed-in
+   * token; a 401 on a signed-in page signs out (unless opts.quiet401). Resolves to the JSON
+   * body; rejects with an Error carrying status, code and the problem.
    */
   PC.api = function (method, path, body, opts) {
     var o = opts || {};
-    var headers = { "Accept": "application/json" };
-    if (PC.state.token) { headers.Authorization = "Bearer " + PC.state.token; }
-    if (o.idem) { headers["Idempotency-Key"] = o.idem; }
-    var init = { method: method, headers: headers, credentials: "omit", cache: "no-store" };
-    if (o.form) { init.body = o.form; }
-    else if (body !== undefined && body !== null) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return global.fetch("../" + path.replace(/^\/+/, ""), init).then(function (r) {
-      var ct = r.headers.get("content-type") || "";
-      var read = ct.indexOf("json") >= 0 ? r.json() : r.text();
-      return read.then(function (data) {
-        if (r.ok) { return data; }
-        var err = new Error(problemText(data, r.status));
-        err.status = r.status;
-        err.code = data && data.code;
-        err.problem = data;
-        if (r.status === 401 && PC.state.token && !o.quiet401) {
-          PC.signOut("登录已失效，请重新登录");
-        }
-        throw err;
-      });
-    }, function () {
-      var e = new Error(problemText(null, 0));
-      e.status = 0;
-      throw e;
+    return W.api(method, path, body, {
+      token: PC.state.token, idem: o.idem, form: o.form, params: o.params
+    }).catch(function (err) {
+      if (err.status === 401 && PC.state.token && !o.quiet401) {
+        PC.signOut("登录已失效，请重新登录");
+      }
+      throw err;
     });
   };
 
   /** Fetch a protected image (evidence photo) with the token; resolve to a blob: URL. */
   PC.imageURL = function (path) {
     var headers = PC.state.token ? { Authorization: "Bearer " + PC.state.token } : {};
-    return global.fetch("../" + path.replace(/^\/+/, ""), { headers: headers })
+    return global.fetch(W.url(path), { headers: headers })
       .then(function (r) {
         if (!r.ok) { throw new Error("照片加载失败（" + r.status + "）"); }
         return r.blob();
@@ -243,7 +160,7 @@
   PC.signOut = function (why) {
     PC.state.token = null;
     PC.state.user = null;
-    store(TOKEN_KEY, null);
+    W.token.set(null);
     renderChrome();
     if (why) { PC.say(why, "info"); }
     PC.go("login");
@@ -456,7 +373,7 @@
         return PC.api("POST", "auth/sessions", { phone: digits(), code: code.value.trim() });
       }).then(function (r) {
         PC.state.token = r.token;
-        store(TOKEN_KEY, r.token);
+        W.token.set(r.token);
         PC.state.user = r.user || null;
         return r.user && r.user.leads_teams ? r.user : loadMe();
       }).then(function () {
@@ -519,15 +436,16 @@
     });
     pendingLink = deepLink();
     if (pendingLink) {
-      // Back to the page's own URL: a reload must not check in again.
-      global.history.replaceState(null, "", "./" + global.location.hash);
+      // Back to the page's own URL (its district kept): a reload must not check in again.
+      var own = W.district ? "?" + new URLSearchParams({ district: W.district }).toString() : "";
+      global.history.replaceState(null, "", "./" + own + global.location.hash);
     }
     global.addEventListener("hashchange", render);
-    PC.state.token = stored(TOKEN_KEY);
+    PC.state.token = W.token.get();
     var ready = PC.state.token ? loadMe().catch(function (e) {
       if (e.status !== 401) { PC.fail(e); }
       PC.state.token = null;
-      store(TOKEN_KEY, null);
+      W.token.set(null);
     }) : Promise.resolve();
     ready.then(function () {
       renderChrome();
