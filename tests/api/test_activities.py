@@ -15,19 +15,11 @@ from icalendar import Calendar
 
 import geo
 from geo.categories import category
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors
 from tests.api.helpers import new_volunteer, problem
 
 
-def leader_of(c: TestClient, actors: Actors, team_id: str) -> dict[str, str]:  # noqa: F811
+def leader_of(c: TestClient, actors: Actors, team_id: str) -> dict[str, str]:
     vid, auth = new_volunteer(c, "队长")
     r = c.post(f"/teams/{team_id}/members", headers=actors.user("admin"),
                json={"volunteer_id": vid, "leader": True})
@@ -44,12 +36,12 @@ def activity(site_id: str, *, capacity: int = 2, hours_ahead: float = 24,
 
 
 @pytest.fixture
-def team(actors: Actors, district: geo.District) -> str:  # noqa: F811
+def team(actors: Actors, district: geo.District) -> str:
     return actors.new_team("health", site_id=str(district.positions["site_id"].iloc[0]))
 
 
 def test_leaders_and_admins_publish_others_cannot(
-    client: TestClient, actors: Actors, team: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, team: str, district: geo.District,
 ) -> None:
     site = str(district.positions["site_id"].iloc[1])
     leader = leader_of(client, actors, team)
@@ -85,7 +77,7 @@ def test_leaders_and_admins_publish_others_cannot(
 
 
 def test_near_sorts_by_walking_minutes_on_the_network(
-    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     sites = district.positions.iloc[:6]
@@ -117,7 +109,7 @@ def test_near_sorts_by_walking_minutes_on_the_network(
 
 
 def test_the_calendar_feed_reads_back(
-    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     site = district.positions.iloc[2]
@@ -143,7 +135,7 @@ def test_the_calendar_feed_reads_back(
 
 
 def test_signups_fill_then_waitlist_then_promote_in_order(
-    client: TestClient, actors: Actors, team: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, team: str, district: geo.District,
 ) -> None:
     leader = leader_of(client, actors, team)
     site = str(district.positions["site_id"].iloc[0])
@@ -182,7 +174,7 @@ def test_signups_fill_then_waitlist_then_promote_in_order(
 
 
 def test_ended_activities_take_no_signups(
-    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     site = str(district.positions["site_id"].iloc[0])
@@ -194,7 +186,7 @@ def test_ended_activities_take_no_signups(
     assert past.json()["id"] not in [i["id"] for i in client.get("/activities").json()["items"]]
 
 
-def test_extreme_windows_are_answered(client: TestClient) -> None:  # noqa: F811
+def test_extreme_windows_are_answered(client: TestClient) -> None:
     for params in ({"from": "9999-12-31T00:00:00Z"}, {"from": "0001-01-01T00:00:00Z"},
                    {"to": "0001-01-01T00:00:00"}, {"from": "2026-12-01T08:00:00+08:00"}):
         r = client.get("/activities", params=params)

@@ -22,14 +22,6 @@ from api.services.attendance import current_code
 from api.settings import get_settings
 from api.storage.models import Attendance
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors
 from tests.api.helpers import new_volunteer, problem
 
@@ -93,7 +85,7 @@ def at(point: tuple[float, float], code: str) -> dict[str, Any]:
 
 
 def test_the_code_rotates_and_an_old_or_forged_one_fails(
-    client: TestClient, actors: Actors, site: Site,  # noqa: F811
+    client: TestClient, actors: Actors, site: Site,
 ) -> None:
     admin = actors.user("admin")
     aid = publish(client, admin, site.site_id, starts_in_min=-10)
@@ -122,7 +114,7 @@ def test_the_code_rotates_and_an_old_or_forged_one_fails(
 
 
 def test_a_walk_across_a_barrier_is_too_far_though_the_crow_flies_close(
-    client: TestClient, actors: Actors, site: Site,  # noqa: F811
+    client: TestClient, actors: Actors, site: Site,
 ) -> None:
     limit = get_settings().checkin_walk_minutes
     pace = geo.DEFAULT_WALK_M_PER_MIN
@@ -148,7 +140,7 @@ def test_a_walk_across_a_barrier_is_too_far_though_the_crow_flies_close(
 
 
 def test_only_confirmed_volunteers_check_in_and_only_in_the_window(
-    client: TestClient, actors: Actors, site: Site,  # noqa: F811
+    client: TestClient, actors: Actors, site: Site,
 ) -> None:
     admin = actors.user("admin")
     full = publish(client, admin, site.site_id, starts_in_min=-10, capacity=1)
@@ -171,7 +163,7 @@ def test_only_confirmed_volunteers_check_in_and_only_in_the_window(
 
 
 def test_checkout_credits_the_hours_within_the_window_and_points(
-    client: TestClient, actors: Actors, site: Site, db: str,  # noqa: F811
+    client: TestClient, actors: Actors, site: Site, db: str,
 ) -> None:
     admin = actors.user("admin")
     aid = publish(client, admin, site.site_id, starts_in_min=-60, hours=3)

@@ -14,7 +14,7 @@ import geo
 from api.services.accounts import create_user
 from api.storage.session import session_maker
 from geo.datum import from_wgs84
-from tests.api.conftest import app_client
+from tests.api.conftest import running_app
 
 #: A street corner in the served part of 小店区 (WGS84): 119 m from the practice center.
 HOME = (112.5501, 37.8024)
@@ -32,7 +32,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def client(cache_dir: Path, db_url: str) -> Iterator[TestClient]:
     """The real app (lifespan included) on a fresh SQLite database of its own."""
-    with app_client(db_url) as c:
+    with running_app(db_url) as c:
         yield c
 
 

@@ -15,7 +15,7 @@ import geo
 from api import deps
 from api.services.accounts import create_user
 from api.storage.session import session_maker
-from tests.api.conftest import app_client
+from tests.api.conftest import running_app
 
 PROBLEM = "application/problem+json"
 FAR_AWAY = {"lon": 19.13, "lat": 0.0}  # the Gulf of Guinea: outside any district's metric zone
@@ -31,7 +31,7 @@ def _boom_route(app: FastAPI) -> None:
 def client(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The real app on a database of its own, plus one route that fails like a bug would."""
     db = tmp_path_factory.mktemp("errors-db") / "practice.db"
-    with app_client(f"sqlite:///{db}", customize=_boom_route,
+    with running_app(f"sqlite:///{db}", customize=_boom_route,
                     raise_server_exceptions=False) as c:
         with session_maker(f"sqlite:///{db}")() as s:
             _, token = create_user(s, role="resident", name="测试居民")

@@ -9,20 +9,12 @@ from fastapi.testclient import TestClient
 import geo
 from api.services.leaderboard import STAR_HOURS
 from api.settings import get_settings
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors
 from tests.api.helpers import new_volunteer, problem
 
 
 def test_backfills_wait_for_an_admin_then_count_with_points_and_stars(
-    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, district: geo.District,
 ) -> None:
     team = actors.new_team("culture")
     admin = actors.user("admin")
@@ -79,7 +71,7 @@ def test_backfills_wait_for_an_admin_then_count_with_points_and_stars(
     assert "重复录入" not in page.text  # rejected lines are not listed
 
 
-def test_ranking_months_are_checked(client: TestClient) -> None:  # noqa: F811
+def test_ranking_months_are_checked(client: TestClient) -> None:
     for month in ("0000-01", "2026-13", "2026-1", "9999-12"):
         r = client.get("/leaderboard/volunteers", params={"month": month})
         assert r.status_code == 422, (month, r.text)

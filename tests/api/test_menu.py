@@ -15,14 +15,6 @@ from fastapi.testclient import TestClient
 import geo
 from api.services.navigation import links
 from geo.datum import Crs, from_wgs84
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import HOME, Actors, new_request
 from tests.api.helpers import problem
 
@@ -38,7 +30,7 @@ def by_category(m: dict) -> dict[str, dict]:
 
 
 def test_every_category_names_the_nearest_team_that_can_take_it(
-    client: TestClient, district: geo.District,  # noqa: F811
+    client: TestClient, district: geo.District,
 ) -> None:
     t0 = time.perf_counter()
     m = menu(client)
@@ -75,7 +67,7 @@ def test_every_category_names_the_nearest_team_that_can_take_it(
 
 
 def test_menu_follows_the_registry_and_the_teams_load(
-    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, district: geo.District,
 ) -> None:
     before = by_category(menu(client))["elderly"]
     assert before["available"]
@@ -104,7 +96,7 @@ def test_menu_follows_the_registry_and_the_teams_load(
 
 
 def test_menu_takes_amap_and_baidu_points_and_refuses_points_off_the_streets(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
 ) -> None:
     wgs = menu(client)
     for crs in (Crs.GCJ02, Crs.BD09):
@@ -121,7 +113,7 @@ def test_menu_takes_amap_and_baidu_points_and_refuses_points_off_the_streets(
     assert r.status_code == 422
 
 
-def test_navigation_links_to_an_order_place(client: TestClient) -> None:  # noqa: F811
+def test_navigation_links_to_an_order_place(client: TestClient) -> None:
     r = client.get("/services/navigation", params={"lon": HOME[0], "lat": HOME[1],
                                                    "name": "敬老助老服务地点"})
     assert r.status_code == 200, r.text
@@ -138,7 +130,7 @@ def test_navigation_links_to_an_order_place(client: TestClient) -> None:  # noqa
 
 
 def test_phone_pages_and_the_check_in_link_are_served_under_the_strict_policy(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
 ) -> None:
     page = client.get("/m/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -151,6 +143,9 @@ def test_phone_pages_and_the_check_in_link_are_served_under_the_strict_policy(
     assert "../assets/leaflet/leaflet.js" in scripts
     own = [s for s in scripts if s.startswith("../assets/web/m/")]
     assert len(own) == 5 and all(re.search(r"\?v=[0-9a-f]{10}$", s) for s in own)
+    # What the phone pages share with the workbench loads first, stamped like the rest.
+    shared = [i for i, s in enumerate(scripts) if s.startswith("../assets/web/common.js?v=")]
+    assert len(shared) == 1 and shared[0] < scripts.index(own[0])
     for src in scripts:
         r = client.get("/" + src.removeprefix("../"))
         assert r.status_code == 200, src

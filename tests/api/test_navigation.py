@@ -33,14 +33,6 @@ from api.storage.registry import bump_version
 from api.storage.session import session_maker
 from geo.categories import category
 from geo.datum import Crs, from_wgs84, to_wgs84
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors
 from tests.api.helpers import problem
 
@@ -119,7 +111,7 @@ def test_tel_uri() -> None:
 
 
 @pytest.fixture
-def site(db: str, district: geo.District) -> Iterator[str]:  # noqa: F811
+def site(db: str, district: geo.District) -> Iterator[str]:
     """A position given an address, phone and hours for the test; put back afterwards."""
     sid = str(district.positions.loc[district.positions["level"] == "community",
                                      "site_id"].iloc[0])
@@ -145,7 +137,7 @@ def _activity(site_id: str, title: str, hours_ahead: float) -> dict[str, Any]:
 
 
 def test_the_card_of_a_position(
-    client: TestClient, actors: Actors, db: str, site: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, site: str, district: geo.District,
 ) -> None:
     team = actors.new_team("health,elderly", site_id=site)
     actors.new_team("legal", site_id=site, active=False)  # inactive: not on the card
@@ -198,7 +190,7 @@ def test_the_card_of_a_position(
 
 
 def test_our_route_to_one_position_is_the_nearest_route(
-    client: TestClient, district: geo.District  # noqa: F811
+    client: TestClient, district: geo.District
 ) -> None:
     lon, lat = TAIYUAN
     near = client.get("/nearest", params={"lon": lon, "lat": lat, "limit": 3}).json()

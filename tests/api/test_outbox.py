@@ -27,14 +27,6 @@ from api.services import outbox
 from api.services.state_machine import ACTIONS, move
 from api.storage.models import OutboxEvent, ServiceRequest, User, as_utc
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors, new_request
 from tests.api.helpers import new_volunteer
 
@@ -93,7 +85,7 @@ class Receiver:
 
 
 @pytest.fixture
-def empty_outbox(db: str) -> str:  # noqa: F811
+def empty_outbox(db: str) -> str:
     with session_maker(db)() as s:
         s.execute(delete(OutboxEvent))
         s.commit()
@@ -117,7 +109,7 @@ def is_zh(text: str) -> bool:
 
 
 def test_an_order_lifecycle_becomes_signed_events_delivered_once(
-    client: TestClient, actors: Actors, empty_outbox: str, receiver: Receiver,  # noqa: F811
+    client: TestClient, actors: Actors, empty_outbox: str, receiver: Receiver,
 ) -> None:
     resident, dispatcher = actors.resident(), actors.dispatcher()
     rid = client.post("/requests", json=new_request("elderly"), headers=resident).json()["id"]
@@ -252,7 +244,7 @@ def test_an_unreachable_webhook_is_retried_later(empty_outbox: str) -> None:
 
 
 def test_the_event_commits_or_rolls_back_with_its_change(
-    client: TestClient, actors: Actors, empty_outbox: str,  # noqa: F811
+    client: TestClient, actors: Actors, empty_outbox: str,
 ) -> None:
     rid = client.post("/requests", json=new_request("elderly"),
                       headers=actors.resident()).json()["id"]
@@ -278,7 +270,7 @@ def test_the_event_commits_or_rolls_back_with_its_change(
 
 
 def test_a_promotion_from_the_waitlist_is_an_event(
-    client: TestClient, actors: Actors, empty_outbox: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, empty_outbox: str, district: geo.District,
 ) -> None:
     site = str(district.positions["site_id"].iloc[0])
     team = actors.new_team("health", site_id=site)
@@ -356,7 +348,7 @@ def test_the_cli_delivers_once(empty_outbox: str, receiver: Receiver,
 
 
 def test_the_app_delivers_in_the_background_when_a_webhook_is_set(
-    empty_outbox: str, actors: Actors, receiver: Receiver,  # noqa: F811
+    empty_outbox: str, actors: Actors, receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from api.main import create_app
@@ -384,7 +376,7 @@ def test_the_app_delivers_in_the_background_when_a_webhook_is_set(
 
 
 def test_confirmed_volunteers_are_reminded_once_of_an_activity_soon(
-    client: TestClient, actors: Actors, empty_outbox: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, empty_outbox: str, district: geo.District,
 ) -> None:
     site = str(district.positions["site_id"].iloc[0])
     place = str(district.positions["name"].iloc[0])
@@ -421,7 +413,7 @@ def test_confirmed_volunteers_are_reminded_once_of_an_activity_soon(
 
 
 def test_a_team_hears_of_a_cancel_and_dispatchers_of_a_decline(
-    client: TestClient, actors: Actors, empty_outbox: str,  # noqa: F811
+    client: TestClient, actors: Actors, empty_outbox: str,
 ) -> None:
     resident, dispatcher = actors.resident(), actors.dispatcher()
     rids = [client.post("/requests", json=new_request("elderly"), headers=resident).json()["id"]

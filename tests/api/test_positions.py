@@ -33,7 +33,6 @@ from api.storage.registry import bump_version, registry_version
 from api.storage.session import session_maker
 from geo.datum import from_wgs84
 from geo.siting import siting_candidates
-from tests.api.dispatch.conftest import app_client, db_url, postgis_url  # noqa: F401
 from tests.api.dispatch.helpers import Server, new_request, reset
 
 PROBLEM = "application/problem+json"
@@ -92,7 +91,7 @@ def registry_state(url: str, district: geo.District) -> tuple[set[str], int]:
 
 
 @pytest.fixture
-def client(app_client: TestClient, db_url: str,  # noqa: F811
+def client(app_client: TestClient, db_url: str,
            district: geo.District) -> Iterator[TestClient]:
     """The app on the backend's database; the registry is put back afterwards."""
     reset(db_url, district)
@@ -102,7 +101,7 @@ def client(app_client: TestClient, db_url: str,  # noqa: F811
 
 
 @pytest.fixture
-def admin(client: TestClient, db_url: str) -> dict[str, str]:  # noqa: F811
+def admin(client: TestClient, db_url: str) -> dict[str, str]:
     return user(db_url, "admin", ADMIN_NAME)
 
 
@@ -140,7 +139,7 @@ def site_ids(fc: dict[str, Any]) -> list[str]:
 
 def test_new_position_and_team_show_in_every_answer_on_the_next_request(
     client: TestClient, admin: dict[str, str], far_place: Place, district: geo.District,
-    db_url: str,  # noqa: F811
+    db_url: str,
 ) -> None:
     p = far_place
     assert p.away_m > 1000  # beyond a 15-minute walk of every position: a real gap
@@ -244,7 +243,7 @@ def test_position_in_another_datum_is_stored_in_wgs84(
 
 
 def test_edit_needs_the_current_etag(
-    client: TestClient, admin: dict[str, str], far_place: Place, db_url: str,  # noqa: F811
+    client: TestClient, admin: dict[str, str], far_place: Place, db_url: str,
     district: geo.District,
 ) -> None:
     r = open_position(client, admin, far_place)
@@ -360,7 +359,7 @@ def test_teams_edit_and_deactivate(
 
 
 def test_only_admins_change_or_read_history(
-    client: TestClient, far_place: Place, district: geo.District, db_url: str,  # noqa: F811
+    client: TestClient, far_place: Place, district: geo.District, db_url: str,
 ) -> None:
     body = position_body(far_place)
     site = str(district.positions["site_id"].iloc[0])
@@ -400,7 +399,7 @@ def _wrong_parent(district: geo.District) -> dict[str, Any]:
 ])
 def test_bad_positions_are_422_in_chinese_and_change_nothing(
     client: TestClient, admin: dict[str, str], far_place: Place, district: geo.District,
-    db_url: str, change: Any, code: str,  # noqa: F811
+    db_url: str, change: Any, code: str,
 ) -> None:
     extra = _wrong_parent(district) if change == "wrong_parent" else change
     with session_maker(db_url)() as s:
@@ -472,7 +471,7 @@ def _owner(conn: http.client.HTTPConnection) -> int:
 
 
 @pytest.fixture(scope="module")
-def server(db_url: str, cache_dir: Path,  # noqa: F811
+def server(db_url: str, cache_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     srv = Server(url=db_url, cache=cache_dir, log=log, workers=2,
@@ -482,7 +481,7 @@ def server(db_url: str, cache_dir: Path,  # noqa: F811
 
 
 @pytest.fixture
-def two_workers(server: Server, db_url: str, district: geo.District,  # noqa: F811
+def two_workers(server: Server, db_url: str, district: geo.District,
                 ) -> Iterator[Server]:
     """A real uvicorn with two worker processes; the registry is put back afterwards."""
     reset(db_url, district)
@@ -493,7 +492,7 @@ def two_workers(server: Server, db_url: str, district: geo.District,  # noqa: F8
 
 @pytest.mark.slow
 def test_every_worker_serves_a_change_on_its_next_request(
-    two_workers: Server, db_url: str, far_place: Place, district: geo.District,  # noqa: F811
+    two_workers: Server, db_url: str, far_place: Place, district: geo.District,
 ) -> None:
     host, port = "127.0.0.1", two_workers.port
     # One kept-alive connection to each worker, each worker serving the registry as it was.
@@ -531,7 +530,7 @@ def test_every_worker_serves_a_change_on_its_next_request(
 
 @pytest.mark.slow
 def test_concurrent_creations_get_distinct_ids(
-    two_workers: Server, db_url: str, far_place: Place  # noqa: F811
+    two_workers: Server, db_url: str, far_place: Place
 ) -> None:
     admin = user(db_url, "admin", ADMIN_NAME)
     n = 6

@@ -13,14 +13,6 @@ from api.services.search import search_positions
 from api.storage.models import Position
 from api.storage.registry import bump_version
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.helpers import problem
 
 
@@ -65,7 +57,7 @@ def test_nothing_found(district: geo.District) -> None:
 
 
 def test_search_over_the_api_follows_the_registry(
-    client: TestClient, db: str, district: geo.District  # noqa: F811
+    client: TestClient, db: str, district: geo.District
 ) -> None:
     r = client.get("/search", params={"q": "tjxq"})
     assert r.status_code == 200, r.text
@@ -96,5 +88,5 @@ def test_search_over_the_api_follows_the_registry(
 
 @pytest.mark.parametrize("params", [{"q": ""}, {"q": " " * 3}, {"q": "字" * 41}, {},
                                     {"q": "a", "limit": 0}, {"q": "a", "limit": 21}])
-def test_bounds(client: TestClient, params: dict[str, object]) -> None:  # noqa: F811
+def test_bounds(client: TestClient, params: dict[str, object]) -> None:
     problem(client.get("/search", params=params), 422, "invalid_request")

@@ -16,7 +16,7 @@ import geo
 from api.services import registry
 from api.storage.registry import read_registry, registry_version
 from api.storage.session import session_maker
-from tests.api.conftest import app_client
+from tests.api.conftest import running_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def client(cache_dir: Path, db_url: str) -> Iterator[TestClient]:
-    with app_client(db_url) as c:
+    with running_app(db_url) as c:
         yield c
 
 

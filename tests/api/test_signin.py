@@ -28,13 +28,6 @@ from api.services.accounts import create_user, hash_token
 from api.settings import get_settings
 from api.storage.models import OutboxEvent, ServiceRequest, SignInCode, User
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors, new_request
 from tests.api.helpers import new_phone, problem
 from tests.api.test_outbox import SECRET, Receiver
@@ -43,7 +36,7 @@ LOG_LINE = re.compile(r"一次性验证码 (\d{3}\*{4}\d{4}): (\d{6})")
 
 
 @contextmanager
-def running_app(db_url: str, address: str = "testclient",  # noqa: F811
+def running_app(db_url: str, address: str = "testclient",
                 **env: str) -> Iterator[TestClient]:
     """The real app (lifespan included) on ``db_url`` with ``PRACTICE_CIRCLE_<KEY>`` settings."""
     from api.deps import settings_dep
@@ -69,14 +62,14 @@ def running_app(db_url: str, address: str = "testclient",  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:  # noqa: F811
+def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
     """The app of these tests: its per-address code limit is the subject of one test only."""
     with running_app(db_url, rate_limit_signin="1000/minute") as c:
         yield c
 
 
 @pytest.fixture
-def signin_env(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:  # noqa: F811
+def signin_env(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """No webhook, codes logged, resendable at once (the 60 s rule has a test of its own)."""
     with session_maker(db)() as s:
         s.execute(delete(SignInCode))
@@ -96,7 +89,7 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     get_settings.cache_clear()
 
 
-def ask_code(client: TestClient, caplog: pytest.LogCaptureFixture, phone: str) -> str:  # noqa: F811
+def ask_code(client: TestClient, caplog: pytest.LogCaptureFixture, phone: str) -> str:
     """Ask for a code and read it from the server log, as a developer would."""
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="practice_circle"):
@@ -109,7 +102,7 @@ def ask_code(client: TestClient, caplog: pytest.LogCaptureFixture, phone: str) -
     return lines[0].group(2)
 
 
-def sign_in(client: TestClient, phone: str, code: str) -> dict[str, object]:  # noqa: F811
+def sign_in(client: TestClient, phone: str, code: str) -> dict[str, object]:
     r = client.post("/auth/sessions", json={"phone": phone, "code": code})
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
@@ -121,7 +114,7 @@ def wrong(code: str) -> str:
 
 
 def test_a_new_number_signs_in_as_a_resident_and_is_kept_only_hashed(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     phone = new_phone()
@@ -151,7 +144,7 @@ def test_a_new_number_signs_in_as_a_resident_and_is_kept_only_hashed(
 
 
 def test_known_and_unknown_numbers_get_the_same_answer(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
 ) -> None:
     known = new_phone()
     with session_maker(db)() as s:
@@ -167,7 +160,7 @@ def test_known_and_unknown_numbers_get_the_same_answer(
 
 
 def test_wrong_used_and_too_many_tries_are_one_bad_code(
-    client: TestClient, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     phone = new_phone()
@@ -200,7 +193,7 @@ def test_wrong_used_and_too_many_tries_are_one_bad_code(
 
 
 def test_an_expired_code_does_not_work(
-    client: TestClient, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     set_env(signin_env, signin_code_minutes="0.01")  # 0.6 s
@@ -211,7 +204,7 @@ def test_an_expired_code_does_not_work(
 
 
 def test_one_code_per_number_per_minute(
-    client: TestClient, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     set_env(signin_env, signin_resend_s="60")
@@ -227,7 +220,7 @@ def test_one_code_per_number_per_minute(
 
 
 def test_the_minute_rule_holds_for_requests_at_the_same_moment(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
 ) -> None:
     set_env(signin_env, signin_resend_s="60")
     phone = new_phone()
@@ -245,7 +238,7 @@ def test_the_minute_rule_holds_for_requests_at_the_same_moment(
 
 
 def test_a_volunteers_number_signs_in_to_the_volunteer(
-    client: TestClient, actors: Actors, db: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, district: geo.District,
     signin_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     phone = new_phone()
@@ -275,7 +268,7 @@ def test_a_volunteers_number_signs_in_to_the_volunteer(
 
 
 def test_accounts_made_with_a_phone_sign_in_to_their_role(
-    client: TestClient, actors: Actors, db: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, district: geo.District,
     signin_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     from typer.testing import CliRunner
@@ -317,7 +310,7 @@ def test_accounts_made_with_a_phone_sign_in_to_their_role(
 
 
 def test_with_a_webhook_the_code_goes_out_signed_and_is_not_kept(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     receiver = Receiver(SECRET)
@@ -353,14 +346,14 @@ def test_with_a_webhook_the_code_goes_out_signed_and_is_not_kept(
 # ------------------------------------------------------------------ limits (review #1, #7)
 
 
-def wrong_tries(client: TestClient, phone: str, code: str, n: int) -> None:  # noqa: F811
+def wrong_tries(client: TestClient, phone: str, code: str, n: int) -> None:
     for _ in range(n):
         problem(client.post("/auth/sessions", json={"phone": phone, "code": wrong(code)}),
                 401, "bad_code")
 
 
 def test_wrong_tries_count_per_number_for_a_day_whatever_the_codes(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     set_env(signin_env, signin_max_tries="10")  # so that a code still works at the lock
@@ -401,7 +394,7 @@ def test_wrong_tries_count_per_number_for_a_day_whatever_the_codes(
 
 
 def test_codes_per_number_per_day(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     set_env(signin_env, signin_codes_per_day="3")
@@ -423,7 +416,7 @@ def test_codes_per_number_per_day(
 
 
 def test_without_a_webhook_codes_are_not_logged_unless_asked_for(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     signin_env.delenv("PRACTICE_CIRCLE_SIGNIN_LOG_CODES")
@@ -444,7 +437,7 @@ def test_without_a_webhook_codes_are_not_logged_unless_asked_for(
 
 
 def test_each_address_may_ask_for_few_codes(
-    db_url: str, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    db_url: str, db: str, signin_env: pytest.MonkeyPatch,
 ) -> None:
     with running_app(db_url, "203.0.113.9", rate_limit_signin="3/10 minutes") as c, \
             running_app(db_url, "203.0.113.10", rate_limit_signin="3/10 minutes") as other:
@@ -464,7 +457,7 @@ def test_each_address_may_ask_for_few_codes(
 
 
 def test_signing_out_ends_the_token_but_is_no_lock_out(
-    client: TestClient, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     phone = new_phone()
@@ -481,7 +474,7 @@ def test_signing_out_ends_the_token_but_is_no_lock_out(
 
 
 def test_the_desk_signs_in_only_staff_and_rotates_nothing_else(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     resident, unknown, staff = new_phone(), new_phone(), new_phone()
@@ -511,7 +504,7 @@ def test_the_desk_signs_in_only_staff_and_rotates_nothing_else(
 
 
 def test_a_revoked_user_stays_out_of_code_sign_in_until_rotated(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from typer.testing import CliRunner
@@ -543,7 +536,7 @@ def test_a_revoked_user_stays_out_of_code_sign_in_until_rotated(
 
 
 def test_a_signed_in_resident_becomes_the_volunteer_in_place(
-    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,  # noqa: F811
+    client: TestClient, db: str, signin_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     phone = new_phone()

@@ -13,19 +13,11 @@ from api.services.ledger import credit_activity
 from api.settings import get_settings
 from api.storage.models import User
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors
 from tests.api.helpers import new_phone, problem
 
 
-def rich_volunteer(c: TestClient, db: str, hours: float) -> tuple[int, dict[str, str]]:  # noqa: F811
+def rich_volunteer(c: TestClient, db: str, hours: float) -> tuple[int, dict[str, str]]:
     """A volunteer credited with ``hours`` (and their points) through the ledger service."""
     r = c.post("/volunteers", json={"name": "兑换者", "phone": new_phone()})
     assert r.status_code == 201, r.text
@@ -40,7 +32,7 @@ def rich_volunteer(c: TestClient, db: str, hours: float) -> tuple[int, dict[str,
 
 
 def test_redeem_then_pick_up_once(
-    client: TestClient, actors: Actors, db: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     site = str(district.positions["site_id"].iloc[0])
@@ -82,7 +74,7 @@ def test_redeem_then_pick_up_once(
 
 
 def test_staff_of_the_position_confirm_pick_ups(
-    client: TestClient, actors: Actors, db: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     here, elsewhere = (str(s) for s in district.positions["site_id"].iloc[:2])
@@ -98,7 +90,7 @@ def test_staff_of_the_position_confirm_pick_ups(
 
 
 def test_a_retried_redemption_is_replayed_not_paid_twice(
-    client: TestClient, actors: Actors, db: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     site, other_site = (str(s) for s in district.positions["site_id"].iloc[:2])
@@ -145,7 +137,7 @@ def test_a_retried_redemption_is_replayed_not_paid_twice(
 
 
 def test_my_redemptions_list_codes_places_and_pick_ups(
-    client: TestClient, actors: Actors, db: str, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, db: str, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     site, other_site = (str(s) for s in district.positions["site_id"].iloc[:2])

@@ -13,14 +13,6 @@ import geo
 from api.services.volunteers import id_card_cipher
 from api.storage.models import Volunteer
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    app_client,
-    client,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors
 from tests.api.helpers import new_phone, new_volunteer, problem
 
@@ -54,7 +46,7 @@ def test_the_standards_example_is_valid() -> None:
 
 
 def test_register_masks_phone_and_encrypts_the_id_card(
-    client: TestClient, db: str,  # noqa: F811
+    client: TestClient, db: str,
 ) -> None:
     number = new_phone()
     r = register(client, phone=f"+86 {number[:3]}-{number[3:7]}-{number[7:]}",
@@ -90,7 +82,7 @@ def test_register_masks_phone_and_encrypts_the_id_card(
     ({"categories": ["knitting"]}, 422, "unknown_category", None),
 ])
 def test_bad_registrations_are_refused_in_chinese(
-    client: TestClient, db: str,  # noqa: F811
+    client: TestClient, db: str,
     extra: dict[str, Any], status: int, code: str, field: str | None,
 ) -> None:
     body = problem(register(client, **extra), status, code)
@@ -104,7 +96,7 @@ def test_bad_registrations_are_refused_in_chinese(
 
 
 def test_a_phone_registers_once_per_district(
-    client: TestClient, db: str,  # noqa: F811
+    client: TestClient, db: str,
 ) -> None:
     number = new_phone()
     assert register(client, phone=number).status_code == 201
@@ -112,7 +104,7 @@ def test_a_phone_registers_once_per_district(
 
 
 def test_only_admins_and_the_teams_leader_see_the_whole_phone(
-    client: TestClient, actors: Actors,  # noqa: F811
+    client: TestClient, actors: Actors,
     district: geo.District,
 ) -> None:
     team_id = actors.new_team("health")
@@ -150,7 +142,7 @@ def test_only_admins_and_the_teams_leader_see_the_whole_phone(
 
 
 def test_my_signups_list_state_waitlist_place_and_attendance(
-    client: TestClient, actors: Actors, district: geo.District,  # noqa: F811
+    client: TestClient, actors: Actors, district: geo.District,
 ) -> None:
     admin = actors.user("admin")
     positions = district.positions.iloc[:2]

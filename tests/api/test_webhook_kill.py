@@ -19,12 +19,6 @@ from sqlalchemy import delete, func, select
 
 from api.storage.models import OutboxEvent
 from api.storage.session import session_maker
-from tests.api.dispatch.conftest import (  # noqa: F401
-    actors,
-    db,
-    db_url,
-    postgis_url,
-)
 from tests.api.dispatch.helpers import Actors, Server, free_port, new_request
 from tests.api.helpers import new_phone
 from tests.api.test_outbox import SECRET, Receiver
@@ -55,7 +49,7 @@ def outbox_rows(url: str) -> list[OutboxEvent]:
 
 
 def test_every_event_arrives_once_across_a_down_receiver_and_a_sigkill(
-    db: str, actors: Actors, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    db: str, actors: Actors, cache_dir: Path, tmp_path: Path,
 ) -> None:
     with session_maker(db)() as s:
         s.execute(delete(OutboxEvent))

@@ -25,15 +25,22 @@ import pytest
 import geo
 from maps import assets
 from maps.page import LAYER_NAMES
+from tests.browser import (
+    MIN_TARGET_PX,
+    MIN_TEXT_PX,
+    launch,
+    measure_js,
+    poor_contrast_js,
+    small_text_js,
+    sync_playwright,
+    too_small,
+)
 from tests.maps.helpers import skip_or_fail
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update"]
 EVIL = "<img src=x onerror=alert(1)>"
 INJECTED = "注入测试区"
 
@@ -125,14 +132,8 @@ def serve(cache: Path, **settings: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+    with sync_playwright() as p:
+        b = launch(p)
         yield b
         b.close()
 
@@ -375,56 +376,24 @@ def test_locate_me(visit: Any, server: str) -> None:
     assert v.errors == [] and v.external == []
 
 
-_MEASURE = """() => {
-    const visible = el => {
+_MEASURE = measure_js(
+    """el => {
         const r = el.getBoundingClientRect();
         const s = getComputedStyle(el);
         return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'
             && r.bottom > 0 && r.top < innerHeight;
-    };
+    }""",
+    """
     const targets = [...document.querySelectorAll(
         '#pc-panel button, #pc-panel input:not([type=checkbox]), #pc-panel select, ' +
         '#pc-panel summary, .pc-level, .leaflet-bar a, .leaflet-control-layers-toggle, ' +
         '.leaflet-popup-close-button')].filter(visible).map(el => {
             const r = el.getBoundingClientRect();
             return {what: el.id || el.className || el.tagName, w: r.width, h: r.height};
-        });
-    const small = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    while (walker.nextNode()) {
-        const t = walker.currentNode;
-        if (!t.textContent.trim()) continue;
-        const el = t.parentElement;
-        if (!el || !visible(el) || el.closest('svg, script, style, .leaflet-control-layers-list'))
-            continue;
-        const size = parseFloat(getComputedStyle(el).fontSize);
-        if (size < 18) small.push([t.textContent.trim().slice(0, 20), size]);
-    }
-    const lum = c => {
-        const m = c.match(/[\\d.]+/g).map(Number);
-        const f = v => {
-            v /= 255;
-            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
-        };
-        return [0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]), m.length > 3 ? m[3] : 1];
-    };
-    const background = el => {
-        for (let e = el; e; e = e.parentElement) {
-            const bg = getComputedStyle(e).backgroundColor;
-            if (lum(bg)[1] > 0.5) return bg;
-        }
-        return 'rgb(255, 255, 255)';
-    };
-    const poor = [];
-    document.querySelectorAll('#pc-panel *').forEach(el => {
-        if (!visible(el) || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
-            return;
-        const fg = lum(getComputedStyle(el).color)[0], bg = lum(background(el))[0];
-        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-        if (ratio < 4.5) poor.push([el.textContent.trim().slice(0, 20), ratio]);
-    });
-    return {targets, small, poor};
-}"""
+        });""",
+    small_text_js("svg, script, style, .leaflet-control-layers-list"),
+    poor_contrast_js("#pc-panel *"),
+    returns="targets, small, poor")
 
 
 def test_large_mode_targets_text_and_contrast(visit: Any) -> None:
@@ -438,21 +407,20 @@ def test_large_mode_targets_text_and_contrast(visit: Any) -> None:
     page.wait_for_timeout(200)
     measured = page.evaluate(_MEASURE)
     assert len(measured["targets"]) >= 8
-    tiny = [t for t in measured["targets"] if t["w"] < 44 or t["h"] < 44]
-    assert tiny == []
+    assert too_small(measured["targets"]) == []
     assert measured["small"] == []
     assert measured["poor"] == []
     # markers grow to touch size too
     sizes = page.evaluate("""() => [...document.querySelectorAll('.pc-marker')]
         .map(m => Math.min(m.offsetWidth, m.offsetHeight))""")
-    assert sizes and min(sizes) >= 44
+    assert sizes and min(sizes) >= MIN_TARGET_PX
     _screenshot(v, "map-360-large.png")
     # the layer control, opened, has big rows too
     page.hover(".leaflet-control-layers")
     page.locator(".leaflet-control-layers-list").wait_for()
     rows = page.evaluate("""() => [...document.querySelectorAll('.leaflet-control-layers label')]
         .map(l => [l.getBoundingClientRect().height, parseFloat(getComputedStyle(l).fontSize)])""")
-    assert rows and all(h >= 44 and size >= 18 for h, size in rows)
+    assert rows and all(h >= MIN_TARGET_PX and size >= MIN_TEXT_PX for h, size in rows)
     assert v.errors == [] and v.external == []
 
 

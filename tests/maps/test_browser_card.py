@@ -29,6 +29,7 @@ from api.storage.session import session_maker
 from geo.datum import Crs, to_wgs84
 from maps import assets
 from maps.page import LAYER_NAMES
+from tests.browser import measure_js, small_text_js, too_small
 from tests.maps.helpers import skip_or_fail
 from tests.maps.test_browser import (  # noqa: F401  (fixtures)
     _WATCH_MOVES,
@@ -371,14 +372,15 @@ def test_grid_palette_reads_with_red_green_colour_blindness(visit: Any) -> None:
 
 # ------------------------------------------------------------------------------ 长辈版
 
-_TARGETS = """() => {
-    const visible = el => {
+_TARGETS = measure_js(
+    """el => {
         const r = el.getBoundingClientRect();
         const s = getComputedStyle(el);
         return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'
             && r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth
             && !el.closest('[hidden]');
-    };
+    }""",
+    """
     const targets = [...document.querySelectorAll(
         'a[href], button, input, select, summary, textarea, [role=button], [tabindex="0"], ' +
         '.pc-level, .leaflet-marker-icon, .leaflet-control-layers label')]
@@ -389,19 +391,9 @@ _TARGETS = """() => {
             return {what: (el.tagName + '.' + where + ' '
                            + (el.type || '') + ' ' + (el.textContent || '').trim()).slice(0, 60),
                     w: r.width, h: r.height, box: el.type === 'checkbox'};
-        });
-    const small = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    while (walker.nextNode()) {
-        const t = walker.currentNode;
-        if (!t.textContent.trim()) continue;
-        const el = t.parentElement;
-        if (!el || !visible(el) || el.closest('svg, script, style')) continue;
-        const size = parseFloat(getComputedStyle(el).fontSize);
-        if (size < 18) small.push([t.textContent.trim().slice(0, 20), size]);
-    }
-    return {targets, small};
-}"""
+        });""",
+    small_text_js("svg, script, style"),
+    returns="targets, small")
 
 
 def test_large_mode_every_target_and_checkbox_44px(
@@ -454,8 +446,7 @@ def test_large_mode_every_target_and_checkbox_44px(
     assert any(w.startswith("A.pc-tel") for w in whats)
     assert any("pc-nav-link" in w for w in whats)
     assert any("pc-cluster" in t["what"] or "pc-marker" in t["what"] for t in checked)
-    tiny = sorted({(t["what"], round(t["w"]), round(t["h"])) for t in checked
-                   if t["w"] < 44 or t["h"] < 44})
+    tiny = sorted({(t["what"], round(t["w"]), round(t["h"])) for t in too_small(checked)})
     assert tiny == []
     _screenshot(v, "map-large-layers-360.png")
     assert v.errors == [] and v.external == []

@@ -11,27 +11,21 @@ from typing import Any
 
 import pytest
 
-from tests.maps.helpers import skip_or_fail
-from tests.web.helpers import CHROMIUM, LAUNCH_ARGS, PHONE, Phone, Server, watch
+from tests.browser import launch, sync_playwright
+from tests.web.helpers import PHONE, Phone, Server, watch
 
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     """Playwright's sync API (fails, or skips with PRACTICE_CIRCLE_SKIP_BROWSER=1, without it)."""
-    if not CHROMIUM.exists():
-        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def browser(playwright: Any) -> Iterator[Any]:
     """Debian's chromium, one per module."""
-    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+    b = launch(playwright)
     yield b
     b.close()
 

@@ -22,10 +22,16 @@ from PIL import Image
 
 import geo
 from maps import assets
+from tests.browser import (
+    MIN_TEXT_PX,
+    launch,
+    measure_js,
+    poor_contrast_js,
+    small_text_js,
+    too_small,
+)
 from tests.maps.helpers import skip_or_fail
 from tests.web.helpers import (
-    CHROMIUM,
-    LAUNCH_ARGS,
     PHONE,
     Phone,
     Server,
@@ -361,9 +367,9 @@ def test_volunteer_checks_in_by_scanning_the_qr_with_the_camera(
         png = r.read()
     video = tmp_path / "qr.y4m"
     _y4m(png, video)
-    camera = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-        *LAUNCH_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={video}"])
+    camera = launch(playwright, "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={video}")
     try:
         ph = phone(world.centre, via=camera, permissions=["geolocation", "camera"])
         signed_in_as(ph, reg["token"], f"checkin/{act['id']}")
@@ -378,63 +384,33 @@ def test_volunteer_checks_in_by_scanning_the_qr_with_the_camera(
         camera.close()
 
 
-_ELDER = """() => {
-    const visible = el => {
+_ELDER = measure_js(
+    """el => {
         const r = el.getBoundingClientRect();
         const s = getComputedStyle(el);
         return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'
             && !el.closest('[hidden]');
-    };
+    }""",
+    """
     const targets = [...document.querySelectorAll(
         'button, a, input, select, textarea, [role=radio], [role=checkbox]')]
         .filter(visible).map(el => {
             const r = el.getBoundingClientRect();
             return {what: el.id || el.className || el.tagName, w: r.width, h: r.height};
-        });
-    const small = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    while (walker.nextNode()) {
-        const t = walker.currentNode;
-        if (!t.textContent.trim()) continue;
-        const el = t.parentElement;
-        if (!el || !visible(el) || el.closest('script, style, noscript')) continue;
-        const size = parseFloat(getComputedStyle(el).fontSize);
-        if (size < 18) small.push([t.textContent.trim().slice(0, 20), size]);
-    }
-    for (const el of document.querySelectorAll('input, select, textarea')) {
-        if (visible(el) && parseFloat(getComputedStyle(el).fontSize) < 18)
+        });""",
+    small_text_js("script, style, noscript"),
+    f"""
+    for (const el of document.querySelectorAll('input, select, textarea')) {{
+        if (visible(el) && parseFloat(getComputedStyle(el).fontSize) < {MIN_TEXT_PX})
             small.push([el.id, parseFloat(getComputedStyle(el).fontSize)]);
-    }
-    const lum = c => {
-        const m = c.match(/[\\d.]+/g).map(Number);
-        const f = v => {
-            v /= 255;
-            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
-        };
-        return [0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]), m.length > 3 ? m[3] : 1];
-    };
-    const background = el => {
-        for (let e = el; e; e = e.parentElement) {
-            const bg = getComputedStyle(e).backgroundColor;
-            if (lum(bg)[1] > 0.5) return bg;
-        }
-        return 'rgb(255, 255, 255)';
-    };
-    const poor = [];
-    document.querySelectorAll('body *').forEach(el => {
-        if (!visible(el) || el.closest('.leaflet-pane')
-            || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) return;
-        const fg = lum(getComputedStyle(el).color)[0], bg = lum(background(el))[0];
-        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-        if (ratio < 4.5) poor.push([el.textContent.trim().slice(0, 20), ratio]);
-    });
-    return {targets, small, poor, width: document.scrollingElement.scrollWidth};
-}"""
+    }}""",
+    poor_contrast_js("body *", "el.closest('.leaflet-pane')"),
+    returns="targets, small, poor, width: document.scrollingElement.scrollWidth")
 
 
 def _elder_ok(ph: Phone, where: str) -> int:
     m = ph.page.evaluate(_ELDER)
-    tiny = [t for t in m["targets"] if t["w"] < 44 or t["h"] < 44]
+    tiny = too_small(m["targets"])
     assert tiny == [], (where, tiny)
     assert m["small"] == [], (where, m["small"])
     assert m["poor"] == [], (where, m["poor"])
