@@ -181,7 +181,8 @@ def record_request(session: Session, *, request_id: int, action: str, state: str
     (new, or declined). The team that held the order (``previous_team_id``, as it was before
     the move) hears when a re-dispatch, a rejection or a merge takes it away ("…，无需前往").
     Residents whose orders were merged into this one hear of its moves too
-    (:func:`record_for_followers`). Each subject has the request, its new state, team and
+    (:func:`record_for_followers`); when it is cancelled, the dispatchers hear that those still
+    wait. Each subject has the request, its new state, team and
     district, the action, and the recipient (``resident_id``; the team is ``team_id``;
     dispatchers by ``district``). Call it in the transaction of the move, after the request
     row is written.
@@ -217,7 +218,18 @@ def record_request(session: Session, *, request_id: int, action: str, state: str
     news = _follower_news(action, team=_team_name(session, team_id), reason=row.reject_reason,
                           merged_into=row.merged_into)
     if news is not None:
-        made += record_for_followers(session, f"request.{action}", base, request_id, news, at=at)
+        followers = record_for_followers(session, f"request.{action}", base, request_id, news,
+                                         at=at)
+        made += followers
+        if action == "cancel" and followers:
+            # the kept order is gone, but the duplicates merged into it still need a service
+            ids = [json.loads(e.subject)["merged_request_id"] for e in followers]
+            waiting = "、".join(f"#{i}" for i in ids)
+            made.append(record(
+                session, "request.cancel",
+                {**base, "audience": "dispatcher", "merged_request_ids": ids},
+                f"服务单 #{request_id} 已取消，但并入它的服务单 {waiting} 仍待服务，请处理",
+                at=at, audience="dispatcher"))
     return made
 
 

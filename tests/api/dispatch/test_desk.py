@@ -549,6 +549,28 @@ def test_a_merged_resident_follows_the_kept_order(
             if e["type"] == "request.complete"] == [None]
 
 
+def test_dispatchers_hear_when_a_kept_order_is_cancelled_under_its_duplicates(
+    client: TestClient, actors: Actors
+) -> None:
+    first, second = actors.resident(), actors.resident()
+    dispatcher = actors.dispatcher()
+    dup = order(client, second, "elderly", NEAR_B)
+    keep = order(client, first, "elderly", NEAR_A)
+    client.post(f"/requests/{dup['id']}/merge", json={"into": keep["id"]}, headers=dispatcher)
+    r = client.post(f"/requests/{keep['id']}/cancel", headers=first)
+    assert r.status_code == 200, r.text
+    with session_maker(actors.url)() as s:
+        rows = s.scalars(select(OutboxEvent).where(OutboxEvent.audience == "dispatcher",
+                                                   OutboxEvent.type == "request.cancel")).all()
+    told = [(json.loads(e.subject), e.message_zh) for e in rows]
+    assert [(t["request_id"], t["merged_request_ids"]) for t, _ in told] == [
+        (keep["id"], [dup["id"]])]
+    assert f"#{dup['id']} 仍待服务" in told[0][1]
+    # the duplicate's resident is told too, from their own order
+    assert resident_events(actors.url, dup["resident_id"])[-1]["text"] == (
+        f"您的服务单 #{dup['id']} 已并入服务单 #{keep['id']}，该单已取消")
+
+
 def test_open_orders_from_before_the_area_rules_are_placed_at_start(
     client: TestClient, actors: Actors, district: geo.District
 ) -> None:
