@@ -248,6 +248,84 @@ def test_leader_accepts_and_completes_with_a_photo_and_the_resident_reviews(
     assert server.call("GET", f"/requests/{order['id']}", token=resident)["review"]["stars"] == 5
 
 
+def _tabs(ph: Phone) -> list[str]:
+    """The tab bar's labels, left to right."""
+    return [str(t) for t in ph.page.locator("#tabs a").all_inner_texts()]
+
+
+def test_volunteer_orders_from_the_menu_and_follows_it_in_mine(
+    phone: Callable[..., Phone], server: Server, world: World,
+) -> None:
+    """A volunteer (here the leader) orders as a resident does; 我的 and 派单 stay apart."""
+    resident = _user(server, "resident", "陈大爷")
+    theirs = server.call("POST", "/requests", {
+        "lon": world.centre[0], "lat": world.centre[1], "category": "elderly",
+        "description": "帮忙搬一袋米上楼", "contact": "13812345670"}, resident)
+    server.call("POST", f"/requests/{theirs['id']}/dispatch", {"team_id": TEAM}, world.dispatcher)
+
+    ph = phone(world.home)
+    page = ph.page
+    signed_in_as(ph, world.leader, "home")
+    ph.ready("home")
+    # 首页 and 我的 besides the volunteer's and the leader's tabs: five, 我的 last.
+    assert _tabs(ph) == ["首页", "活动", "派单", "志愿", "我的"]
+    page.wait_for_selector("[data-testid=menu-item]")
+    page.click("[data-testid=menu-order][data-category=elderly]")
+    ph.ready("order")
+    assert page.input_value("#order-category") == "elderly"
+    page.fill("#order-description", "队长家里老人需要陪同散步")
+    page.fill("#order-contact", "13900000003")
+    page.click("#order-submit")
+    ph.ready("orders")
+    mine_id = int(page.get_attribute("#order-detail", "data-id") or 0)
+    assert page.get_attribute("#order-detail", "data-state") == "submitted"
+    assert page.locator("#order-cancel").count() == 1  # their own: they may cancel it
+    me = server.call("GET", "/users/me", token=world.leader)
+    stored = server.call("GET", f"/requests/{mine_id}", token=world.leader)
+    assert stored["resident_id"] == me["id"] and stored["category"] == "elderly"
+    # The API lists both (own + the team's); 我的 shows only the volunteer's own.
+    listed = server.call("GET", "/requests?limit=100", token=world.leader)["items"]
+    assert {mine_id, theirs["id"]} <= {r["id"] for r in listed}
+
+    def cards(selector: str) -> set[int]:
+        return {int(x) for x in page.locator(selector).evaluate_all(
+            "els => els.map(e => e.dataset.id)")}
+
+    page.click("#tab-orders")
+    ph.ready("orders")
+    assert cards("[data-testid=order-card]") == {mine_id}
+    # 派单: the team's order, not the volunteer's own (it is in the pool, not the team's).
+    page.click("#tab-tasks")
+    ph.ready("tasks")
+    tasks = cards("[data-testid=task]")
+    assert theirs["id"] in tasks and mine_id not in tasks
+    # Someone else's order opened under 我的 offers no cancel: only the one who ordered may.
+    page.goto(server.base + f"/m/#/orders/{theirs['id']}")
+    ph.ready("orders")
+    assert page.get_attribute("#order-detail", "data-id") == str(theirs["id"])
+    assert page.locator("#order-cancel, #review-form").count() == 0
+
+    # Dispatched to the volunteer's own team (once the team has room), it is a task too, and
+    # still theirs in 我的.
+    server.call("POST", f"/requests/{theirs['id']}/accept", {}, world.leader)
+    server.call("POST", f"/requests/{theirs['id']}/complete", {"hours": 1}, world.leader)
+    server.call("POST", f"/requests/{mine_id}/dispatch", {"team_id": TEAM}, world.dispatcher)
+    page.click("#tab-tasks")
+    ph.ready("tasks")
+    assert mine_id in cards("[data-testid=task]")
+    page.click("#tab-orders")
+    ph.ready("orders")
+    assert cards("[data-testid=order-card]") == {mine_id}
+    card = page.locator(f"[data-testid=order-card][data-id='{mine_id}']")
+    assert card.get_attribute("data-state") == "dispatched"
+    # ...and they cancel it from 我的, as a resident would.
+    card.locator("a").click()
+    ph.ready("orders")
+    page.click("#order-cancel")
+    page.wait_for_selector("#order-detail[data-state='cancelled']")
+    assert server.call("GET", f"/requests/{mine_id}", token=world.leader)["state"] == "cancelled"
+
+
 def test_volunteer_signs_up_and_checks_in_by_code(
     phone: Callable[..., Phone], server: Server, world: World,
 ) -> None:
@@ -257,6 +335,7 @@ def test_volunteer_signs_up_and_checks_in_by_code(
     page = ph.page
     sign_in(ph, server, VOLUNTEER_PHONE)
     ph.ready("activities")
+    assert _tabs(ph) == ["首页", "活动", "志愿", "我的"]  # a volunteer orders too; no 派单
     card = page.locator(f"[data-testid=activity][data-id='{act['id']}']")
     assert act["title"] in card.inner_text()
     assert card.locator("[data-testid=activity-minutes]").inner_text().startswith("步行约 ")
@@ -296,8 +375,9 @@ def test_volunteer_signs_up_and_checks_in_by_code(
     ph.ready("record")
     assert page.locator("#record-hours").inner_text() == "2 小时"
     assert page.locator("#record-points").inner_text() == "20"
-    page.click("#tab-store")
+    page.click("#record-store")  # the 积分超市 is in 志愿, with the hours
     ph.ready("store")
+    assert page.get_attribute("#tab-record", "aria-current") == "page"
     assert page.get_attribute("#store-points", "data-points") == "20"
     assert page.locator("[data-testid=pickup-code]").count() == 0
     # The first answer is lost on its way back (the server did redeem): the page asks again
@@ -457,9 +537,18 @@ def test_elder_mode_at_360_px(phone: Callable[..., Phone], server: Server, world
         "description": "帮忙换灯泡", "contact": "13812340000"}, resident)
     server.call("POST", f"/requests/{task['id']}/dispatch", {"team_id": TEAM}, world.dispatcher)
     server.call("POST", f"/requests/{task['id']}/accept", {}, world.leader)
+    own = server.call("POST", "/requests", {
+        "lon": world.home[0], "lat": world.home[1], "category": "health",
+        "description": "队长自己点单：上门量血压", "contact": "13900000003"}, world.leader)
     signed_in_as(ph, world.leader, "tasks")
+    ph.ready("tasks")
+    assert len(_tabs(ph)) == 5  # every tab a leader who orders has, at 360 px
+    labels = page.locator("#tabs a").evaluate_all(
+        "els => els.map(e => [e.scrollWidth <= e.clientWidth, e.getBoundingClientRect().right])")
+    assert all(fits and right <= PHONE["width"] + 0.5 for fits, right in labels), labels
     for view in ("tasks", f"tasks/{task['id']}", f"nav/request/{task['id']}", "activities",
-                 f"checkin/{world.activity['id']}", "record", "store"):
+                 f"checkin/{world.activity['id']}", "record", "store", "home", "order/health",
+                 "orders", f"orders/{own['id']}"):
         page.goto(server.base + f"/m/#/{view}")
         ph.ready(view.split("/")[0])
         if view.startswith("nav/"):
@@ -467,4 +556,6 @@ def test_elder_mode_at_360_px(phone: Callable[..., Phone], server: Server, world
         n += _elder_ok(ph, view)
         if view == f"tasks/{task['id']}":
             assert page.locator("#complete-form #task-photos").count() == 1
+        if view == f"orders/{own['id']}":
+            assert page.locator("#order-cancel").count() == 1
     assert n >= 100  # the checks saw the pages' controls

@@ -27,7 +27,7 @@
   };
   var ROLES_ZH = {
     resident: "居民", dispatcher: "调度员", team: "志愿服务队", admin: "管理员",
-    volunteer: "志愿者", station: "所站管理员"
+    volunteer: "志愿者", station: "所站管理员", system: "系统"
   };
   var REFRESH_MS = 30000;
 

@@ -214,5 +214,5 @@
       if (!todo.children.length) { todo.appendChild(el("li", { class: "m-note", text: "暂时没有待处理的派单" })); }
       if (!done.children.length) { done.appendChild(el("li", { class: "m-note", text: "还没有完成的服务" })); }
     });
-  }, { label: "派单", order: 60, show: function () { return PC.isLeader(); } });
+  }, { label: "派单", order: 40, show: function () { return PC.isLeader(); } });
 }(window));

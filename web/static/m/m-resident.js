@@ -1,6 +1,7 @@
 /*
  * Phone pages for residents: 首页 (the map and the 服务菜单 at my position), 点单, 我的 (my
- * orders, their state and history), and 评价 once an order is completed.
+ * orders, their state and history), and 评价 once an order is completed. Volunteers order as
+ * residents do and get the same views (PC.canOrder); 我的 lists only the caller's own orders.
  */
 (function (global) {
   "use strict";
@@ -104,7 +105,7 @@
       }
     });
     return PC.here().then(load);
-  }, { label: "首页", order: 10, show: function () { return PC.isResident(); } });
+  }, { label: "首页", order: 10, show: function () { return PC.canOrder(); } });
 
   // ------------------------------------------------------------------ 点单
 
@@ -265,14 +266,17 @@
         rows.push(el("p", { id: "order-review", class: "m-review", text: "我的评价：" + "★★★★★".slice(0, req.review.stars) + " " + req.review.comment }));
       }
       rows.forEach(function (r) { if (r) { card.appendChild(r); } });
-      if (req.state === "completed" && PC.isResident()) {
+      // Only the one who ordered reviews or cancels (a leader may open a team's order here).
+      var own = PC.canOrder() && PC.isMine(req);
+      if (req.state === "completed" && own) {
         card.appendChild(reviewForm(req, function () { PC.render(); }));
       }
-      if (["submitted", "dispatched", "accepted"].indexOf(req.state) >= 0 && PC.isResident()) {
+      if (["submitted", "dispatched", "accepted"].indexOf(req.state) >= 0 && own) {
         var key = PC.key("cancel");
         card.appendChild(PC.button("取消订单", { id: "order-cancel", class: "m-btn-danger m-btn-block" }, function (ev) {
           PC.busy(ev.currentTarget, "取消中…", function () {
-            return PC.api("POST", "requests/" + req.id + "/cancel", { reason: "居民在手机上取消" }, { idem: key });
+            return PC.api("POST", "requests/" + req.id + "/cancel",
+              { reason: (PC.isResident() ? "居民" : "志愿者") + "在手机上取消" }, { idem: key });
           }).then(function () { PC.say("订单已取消", "ok"); PC.render(); }).catch(PC.fail);
         }));
       }
@@ -288,11 +292,29 @@
         PC.button("刷新", { id: "orders-refresh", class: "m-btn-side" }, function () { PC.render(); })]),
       list
     ]));
-    return PC.api("GET", "requests?limit=50").then(function (page) {
-      if (!page.items.length) {
+    return myOrders(0, []).then(function (items) {
+      if (!items.length) {
         list.appendChild(el("li", { class: "m-note", text: "还没有订单。在首页的服务菜单里点单。" }));
       }
-      page.items.forEach(function (req) { list.appendChild(orderCard(req)); });
+      items.forEach(function (req) { list.appendChild(orderCard(req)); });
     });
-  }, { label: "我的", order: 20, show: function () { return PC.isResident(); } });
+  }, { label: "我的", order: 90, show: function () { return PC.canOrder(); } });
+
+  var MY_ORDERS = 50;
+
+  /**
+   * The caller's own orders, newest first, at most MY_ORDERS. A leader's GET /requests also
+   * holds the orders dispatched to their teams (those are under 派单), so page on until enough
+   * of the caller's own are found (a few pages at most).
+   */
+  function myOrders(offset, got) {
+    return PC.api("GET", "requests?limit=100&offset=" + offset).then(function (page) {
+      var all = got.concat(page.items.filter(PC.isMine));
+      var seen = offset + page.items.length;
+      if (all.length >= MY_ORDERS || !page.items.length || seen >= page.count || seen >= 500) {
+        return all.slice(0, MY_ORDERS);
+      }
+      return myOrders(seen, all);
+    });
+  }
 }(window));

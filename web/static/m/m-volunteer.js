@@ -1,7 +1,8 @@
 /*
  * Phone pages for volunteers: 活动 near me by walking minutes, 报名 / 取消, 签到 by scanning the
- * activity's QR with the camera (jsQR, served from node_modules) or by typing its code,
- * 我的时长 (hours, star level, points) and the 积分超市.
+ * activity's QR with the camera (jsQR, served from node_modules) or by typing its code, and
+ * 志愿 (我的志愿: hours, star level, points) with the 积分超市 a tap away. One tab for the last
+ * two keeps a leader who also orders at five tabs: 首页 · 活动 · 派单 · 志愿 · 我的.
  */
 (function (global) {
   "use strict";
@@ -314,10 +315,12 @@
           el("div", null, [el("dt", { text: "积分" }), el("dd", { id: "record-points", text: String(r.points) })])
         ]),
         el("p", { class: "m-sub", text: next }),
+        el("a", { href: "#/store", id: "record-store", class: "m-btn m-btn-primary m-btn-block",
+          text: "积分超市 · 我的取货码" }),
         el("h3", { text: "时长明细" }), list
       ]));
     });
-  }, { label: "时长", order: 40, show: function () { return PC.isVolunteer(); } });
+  }, { label: "志愿", order: 50, show: function () { return PC.isVolunteer(); } });
 
   // ------------------------------------------------------------------ 积分超市
 
@@ -357,7 +360,9 @@
       });
     }
 
-    root.appendChild(el("section", { class: "m-card" }, [el("h2", { text: "积分超市" }), balance, list]));
+    root.appendChild(el("section", { class: "m-card" }, [
+      PC.button("返回我的志愿", { class: "m-btn-ghost m-back", id: "store-back" }, function () { PC.go("record"); }),
+      el("h2", { text: "积分超市" }), balance, list]));
     root.appendChild(el("section", { class: "m-card" }, [el("h2", { text: "我的取货码" }), mineList]));
     return Promise.all([points(), PC.api("GET", "rewards"), loadCodes()]).then(function (r) {
       var items = r[1].items;
@@ -394,5 +399,6 @@
         ]));
       });
     });
-  }, { label: "积分", order: 50, show: function () { return PC.isVolunteer(); } });
+  });
+  PC.tabParent.store = "record";
 }(window));

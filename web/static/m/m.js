@@ -146,6 +146,10 @@
     var u = PC.state.user;
     return !!u && (u.role === "team" || (Array.isArray(u.leads_teams) && u.leads_teams.length > 0));
   };
+  /** Who orders services (点单) and follows their own orders: residents, and volunteers too. */
+  PC.canOrder = function () { return PC.role() === "resident" || PC.role() === "volunteer"; };
+  /** Whether an order is the caller's own (a leader's list also holds their teams' orders). */
+  PC.isMine = function (req) { return !!PC.state.user && req.resident_id === PC.state.user.id; };
   PC.isStaff = function () {
     return ["dispatcher", "admin", "station"].indexOf(PC.role()) >= 0;
   };
