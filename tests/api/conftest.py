@@ -120,6 +120,11 @@ def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
     # Tests escalate overdue orders themselves, at a time of their choosing (now=).
     old_poll = os.environ.get("PRACTICE_CIRCLE_ESCALATION_POLL_S")
     os.environ["PRACTICE_CIRCLE_ESCALATION_POLL_S"] = "0"
+    # One app serves every module here, all from one client address: its in-memory limiter
+    # would count the whole session's writes as one client's. The limits have their own
+    # tests (test_security.py, test_signin.py), each with an app of its own.
+    old_limits = os.environ.get("PRACTICE_CIRCLE_RATE_LIMIT_ENABLED")
+    os.environ["PRACTICE_CIRCLE_RATE_LIMIT_ENABLED"] = "false"
     get_settings.cache_clear()
     try:
         settings = Settings()
@@ -136,6 +141,10 @@ def app_client(db_url: str, cache_dir: Path) -> Iterator[TestClient]:
             os.environ.pop("PRACTICE_CIRCLE_ESCALATION_POLL_S", None)
         else:
             os.environ["PRACTICE_CIRCLE_ESCALATION_POLL_S"] = old_poll
+        if old_limits is None:
+            os.environ.pop("PRACTICE_CIRCLE_RATE_LIMIT_ENABLED", None)
+        else:
+            os.environ["PRACTICE_CIRCLE_RATE_LIMIT_ENABLED"] = old_limits
         get_settings.cache_clear()
     yield client
     client.__exit__(None, None, None)
