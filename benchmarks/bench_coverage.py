@@ -66,6 +66,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+from _timing import Timing, measure
 from rich.console import Console
 from rich.table import Table
 from scipy.sparse.csgraph import dijkstra
@@ -106,46 +107,6 @@ else:
 # ------------------------------------------------------------------------------ measuring
 
 
-@dataclass
-class Timing:
-    times: list[float] = field(default_factory=list)
-    #: CPU time of each call (``time.thread_time``), where recorded.
-    cpu: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-    @property
-    def best(self) -> float:
-        return min(self.times)
-
-
-def measure(fn: Callable[[], Any], *, min_runs: int = 15, min_seconds: float = 1.0,
-            max_runs: int = 2000, warmup: int = 2) -> Timing:
-    """Run ``fn`` after a warm-up until both ``min_runs`` and ``min_seconds`` are reached.
-
-    Like :mod:`timeit`, the garbage collector is off while timing: otherwise a full collection
-    walking a large networkx graph that happens to be alive lands on whichever call is running.
-    """
-    for _ in range(warmup):
-        fn()
-    t = Timing()
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        while len(t.times) < max_runs and (
-            len(t.times) < min_runs or time.perf_counter() - start < min_seconds
-        ):
-            t0 = time.perf_counter()
-            fn()
-            t.times.append(time.perf_counter() - t0)
-    finally:
-        gc.enable()
-    return t
-
-
 def interleaved(a: Callable[[], Any], b: Callable[[], Any], *, runs: int = 60,
                 warmup: int = 2) -> tuple[Timing, Timing]:
     """Time ``a`` and ``b`` alternately, so that both see the same load on a shared machine.
@@ -166,7 +127,7 @@ def interleaved(a: Callable[[], Any], b: Callable[[], Any], *, runs: int = 60,
             for fn, t in pair:
                 c0, t0 = time.thread_time(), time.perf_counter()
                 fn()
-                t.times.append(time.perf_counter() - t0)
+                t.wall.append(time.perf_counter() - t0)
                 t.cpu.append(time.thread_time() - c0)
     finally:
         gc.enable()
@@ -283,7 +244,7 @@ def run_scenario(sc: Scenario, *, ego: bool = True, ego_runs: int = 3,
     gc.collect()
     gc.disable()
     attach_t, search_t, frame_t = [], [], []
-    for _ in range(max(15, len(sc.ours().timing.times) // 4)):  # type: ignore[union-attr]
+    for _ in range(max(15, len(sc.ours().timing.wall) // 4)):  # type: ignore[union-attr]
         t0 = time.perf_counter()
         at = net.attach(sc.lon, sc.lat)
         t1 = time.perf_counter()
@@ -486,7 +447,7 @@ def print_report(scenarios: list[Scenario]) -> None:
             table.add_row(
                 sc.name if i == 0 else "", r.method, fmt_ms(r.timing),
                 "—" if r.timing is None else f"{r.timing.best * 1e3:,.3f}",
-                "—" if r.timing is None else str(len(r.timing.times)), ratio, r.agrees, r.note,
+                "—" if r.timing is None else str(len(r.timing.wall)), ratio, r.agrees, r.note,
             )
         table.add_section()
     console.print(table)

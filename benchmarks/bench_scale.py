@@ -70,13 +70,12 @@ import math
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +83,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from _timing import measure
 from pyproj import CRS, Transformer
 from rich.console import Console
 from rich.table import Table
@@ -126,46 +126,6 @@ HAIDIAN = ROOT / "data" / "beijing_haidian" / "haidian_xueqing_cau_2026.osm"
 
 
 # ------------------------------------------------------------------------------ measuring
-
-
-@dataclass
-class Timing:
-    cpu: list[float] = field(default_factory=list)
-    wall: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        """Median CPU seconds of the process (what a call costs, whatever else runs)."""
-        return statistics.median(self.cpu)
-
-    @property
-    def wall_median(self) -> float:
-        return statistics.median(self.wall)
-
-
-def measure(fn: Callable[[], Any], *, min_runs: int, min_seconds: float,
-            warmup: int = 1) -> Timing:
-    """Run ``fn`` after a warm-up until both ``min_runs`` and ``min_seconds`` are reached.
-
-    The garbage collector is off while timing, as in :mod:`timeit`. Both the process's CPU time
-    and the wall time are kept: on a shared machine the wall time also counts the waits for a
-    core, the CPU time does not (every call here runs on one thread).
-    """
-    for _ in range(warmup):
-        fn()
-    t = Timing()
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        while len(t.cpu) < min_runs or time.perf_counter() - start < min_seconds:
-            c0, t0 = time.process_time(), time.perf_counter()
-            fn()
-            t.wall.append(time.perf_counter() - t0)
-            t.cpu.append(time.process_time() - c0)
-    finally:
-        gc.enable()
-    return t
 
 
 def _status_kb(key: str) -> int | None:
@@ -467,8 +427,8 @@ def run_child(kind: str, n_target: int, seed: int, jitter_m: float = 0.0) -> dic
         return walk_minutes(net, lon, lat)
 
     def timed(name: str, fn: Callable[[], Any], **kw: Any) -> None:
-        t = measure(fn, **kw)
-        times[name], walls[name] = t.median, t.wall_median
+        t = measure(fn, **{"warmup": 1, "max_runs": None, **kw})
+        times[name], walls[name] = t.cpu_median, t.median
         peaks[name] = mem.call_peak_mb(fn)
 
     # The kernel and walk_minutes always get a warm-up: the first search pays page faults.
