@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,15 +199,10 @@ def record_request(session: Session, *, request_id: int, action: str, state: str
                      merged_into=row.merged_into)
     base = {"request_id": request_id, "state": str(target), "team_id": team_id,
             "district": district, "action": action, "category": row.category}
-    made = []
-    for audience, text in words.items():
-        if audience == "team" and team_id is None:
-            continue  # no team holds it (a cancel before dispatch)
-        subject = {**base, "audience": audience}
-        if audience == "resident":
-            subject["resident_id"] = row.resident_id
-        made.append(record(session, f"request.{action}", subject, text, at=at,
-                           audience=audience))
+    if team_id is None:
+        words.pop("team", None)  # no team holds it (a cancel before dispatch)
+    made = record_per_audience(session, f"request.{action}", base, words,
+                               resident_id=row.resident_id, at=at)
     lost = _TEAM_LOSES.get(action)
     if lost is not None and previous_team_id is not None and (
             action != "redispatch" or previous_team_id != team_id):
@@ -230,6 +225,23 @@ def record_request(session: Session, *, request_id: int, action: str, state: str
                 {**base, "audience": "dispatcher", "merged_request_ids": ids},
                 f"服务单 #{request_id} 已取消，但并入它的服务单 {waiting} 仍待服务，请处理",
                 at=at, audience="dispatcher"))
+    return made
+
+
+def record_per_audience(session: Session, type_: str, base: dict[str, Any],
+                        words: Mapping[str, str], *, resident_id: int,
+                        at: datetime) -> list[OutboxEvent]:
+    """Record one event per audience of ``words`` (audience → zh-CN text) about a request.
+
+    Each subject is ``base`` plus its ``audience``; the resident's also names them
+    (``resident_id``).
+    """
+    made = []
+    for audience, text in words.items():
+        subject = {**base, "audience": audience}
+        if audience == "resident":
+            subject["resident_id"] = resident_id
+        made.append(record(session, type_, subject, text, at=at, audience=audience))
     return made
 
 

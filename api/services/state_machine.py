@@ -88,6 +88,22 @@ def invalid(spec: Action, state: str) -> InvalidTransitionError:
                                   allowed_actions=next_actions(state))
 
 
+def _compare_and_set(session: Session, req: ServiceRequest, *also: Any,
+                     **values: Any) -> bool:
+    """Write ``values`` and the next version only if the row is still as read; say if it was.
+
+    "As read" is the request's version and state, and any further conditions in ``also``.
+    """
+    result = session.execute(
+        update(ServiceRequest)
+        .where(ServiceRequest.id == req.id, ServiceRequest.version == req.version,
+               ServiceRequest.state == req.state, *also)
+        .values(version=req.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def move(
     session: Session,
     req: ServiceRequest,
@@ -110,18 +126,8 @@ def move(
     now = utcnow()
     previous_team = req.team_id
     new_round = req.round + (1 if spec.name in NEW_ROUND else 0)
-    result = session.execute(
-        update(ServiceRequest)
-        .where(
-            ServiceRequest.id == req.id,
-            ServiceRequest.version == req.version,
-            ServiceRequest.state == req.state,
-        )
-        .values(state=spec.target, version=req.version + 1, round=new_round, updated_at=now,
-                team_id=team_id, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not _compare_and_set(session, req, state=spec.target, round=new_round, updated_at=now,
+                            team_id=team_id, **values):
         current = session.scalar(select(ServiceRequest.state).where(ServiceRequest.id == req.id))
         raise invalid(spec, str(current))
     session.add(Transition(
@@ -162,19 +168,8 @@ def relevel(
     bool
         Whether this call moved it (``False``: another writer changed it first).
     """
-    result = session.execute(
-        update(ServiceRequest)
-        .where(
-            ServiceRequest.id == req.id,
-            ServiceRequest.version == req.version,
-            ServiceRequest.state == req.state,
-            ServiceRequest.area_site_id == req.area_site_id,
-        )
-        .values(level=level, area_site_id=site_id, level_since=now, version=req.version + 1,
-                updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not _compare_and_set(session, req, ServiceRequest.area_site_id == req.area_site_id,
+                            level=level, area_site_id=site_id, level_since=now, updated_at=now):
         return False
     session.add(Transition(
         request_id=req.id, action="escalate", from_state=req.state, to_state=req.state,
@@ -183,11 +178,8 @@ def relevel(
     base = {"request_id": req.id, "state": str(req.state), "team_id": req.team_id,
             "district": req.district, "action": "escalate", "category": req.category,
             "level": str(level), "area_site_id": site_id}
-    for audience, text in messages.items():
-        subject = {**base, "audience": audience}
-        if audience == "resident":
-            subject["resident_id"] = req.resident_id
-        outbox.record(session, "request.escalate", subject, text, at=now, audience=audience)
+    outbox.record_per_audience(session, "request.escalate", base, messages,
+                               resident_id=req.resident_id, at=now)
     if follower_news is not None:
         outbox.record_for_followers(session, "request.escalate", base, req.id, follower_news,
                                     at=now)
